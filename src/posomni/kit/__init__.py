@@ -1,0 +1,1 @@
+"""Small shared building blocks: money, time, ids and the error base."""
