@@ -1,0 +1,1 @@
+"""Security building blocks: field encryption, password and PIN hashing, access tokens."""
