@@ -42,7 +42,11 @@ class Money:
     @classmethod
     def parse(cls, text: str) -> Money:
         """Parse a decimal amount such as "12.34", "-0.5" or "$1,234.00"; more than two decimals is an error."""
-        cleaned = text.strip().replace(",", "").removeprefix("$")
+        cleaned = text.strip().replace(",", "")
+        negative = cleaned.startswith("-")
+        cleaned = cleaned.removeprefix("-").removeprefix("$")
+        if negative:
+            cleaned = "-" + cleaned
         try:
             value = Decimal(cleaned)
         except InvalidOperation:

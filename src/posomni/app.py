@@ -1,0 +1,107 @@
+"""The composition root: builds the app from settings, creating every adapter in the lifespan."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from posomni import __version__
+from posomni.cache.service import CacheService
+from posomni.config import DEFAULT_ENV_FILE, Settings, load_settings
+from posomni.database import Database
+from posomni.errors import install_error_handlers
+from posomni.health.router import router as health_router
+from posomni.kit.ids import is_valid_request_id, new_request_id
+from posomni.logging import configure_logging, get_logger
+
+log = get_logger(__name__)
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (kept from the client when well-formed) and returns it in X-Request-ID."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if is_valid_request_id(incoming) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """`database` may be passed in (tests share one); otherwise it is created from the settings."""
+    resolved = settings if settings is not None else load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_database = database is None
+        db = database if database is not None else Database(resolved.database_url.get_secret_value())
+        cache = CacheService.from_settings(resolved)
+        app.state.settings = resolved
+        app.state.database = db
+        app.state.cache = cache
+        log.info("started", environment=resolved.env.value, database=db.kind, cache=cache.mode)
+        try:
+            yield
+        finally:
+            await cache.close()
+            if own_database:
+                await db.dispose()
+
+    app = FastAPI(
+        title="POS-Omni",
+        version=__version__,
+        description="Point of sale for liquor stores.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    # Set before the lifespan runs, so handlers can read them even during start-up.
+    app.state.settings = resolved
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(resolved.allowed_origins),
+        allow_credentials="*" not in resolved.allowed_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-CSRF-Token", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router)
+
+    @app.get("/", include_in_schema=False)
+    async def root(request: Request) -> Response:
+        return Response(f"POS-Omni {__version__}\n", media_type="text/plain")
+
+    return app
+
+
+ENV_FILE_VARIABLE = "POSOMNI_ENV_FILE"
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (`posomni serve`, `posomni health`): each worker process builds its app
+    from the same environment and the .env file named by POSOMNI_ENV_FILE."""
+    settings = load_settings(Path(os.environ.get(ENV_FILE_VARIABLE, DEFAULT_ENV_FILE)))
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Redis, or an in-memory fallback when Redis is absent."""

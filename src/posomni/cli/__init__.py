@@ -1,0 +1,37 @@
+"""The `posomni` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from posomni import __version__
+from posomni.cli import db, env, health, serve
+
+app = typer.Typer(
+    name="posomni",
+    help="POS-Omni: set up, run and operate the liquor-store point of sale.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+env.register(app)
+app.add_typer(db.app, name="db")
+serve.register(app)
+health.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"posomni {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """POS-Omni: set up, run and operate the liquor-store point of sale."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Reference data for every install, and the demo store for development."""

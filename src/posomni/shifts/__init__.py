@@ -1,0 +1,1 @@
+"""Shifts domain."""

@@ -1,0 +1,227 @@
+"""The `posomni` command line: validate-env, setup-env (prompts and non-interactive), db setup, health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from posomni.catalog.models import Barcode, Product
+from posomni.cli import app
+from posomni.config import check, load_settings, read_environment
+from posomni.database import Database
+from posomni.inventory.models import StockLevel, StockMovement
+from posomni.stores.models import Register, Store
+from posomni.users.models import User
+from tests.conftest import base_env
+
+runner = CliRunner()
+
+# Variables the CLI reads; each test sets exactly what it needs.
+CLEAN_ENV: dict[str, str | None] = dict.fromkeys(
+    [
+        "POS_ENV", "AUDIT_LOG_ENCRYPTION_KEY", "OLD_AUDIT_LOG_ENCRYPTION_KEY", "ALLOWED_ORIGINS", "DATABASE_URL",
+        "JWT_SECRET", "STRIPE_SECRET_KEY", "REDIS_HOST", "REDIS_PORT", "SENTRY_DSN", "POSOMNI_DATA_DIR",
+    ]
+)  # fmt: skip
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None, input: str | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, args, env={**CLEAN_ENV, **(env or {})}, input=input)
+
+
+class TestValidateEnv:
+    def test_valid_configuration_exits_0(self, tmp_path: Path) -> None:
+        result = invoke(["validate-env", "--env-file", str(tmp_path / "none")], base_env())
+        assert result.exit_code == 0, result.output
+        assert "Configuration valid" in result.output
+
+    def test_invalid_configuration_exits_1_and_lists_every_error(self, tmp_path: Path) -> None:
+        env = base_env(POS_ENV="production", AUDIT_LOG_ENCRYPTION_KEY="short", ALLOWED_ORIGINS="*")
+        result = invoke(["validate-env", "--env-file", str(tmp_path / "none")], env)
+        assert result.exit_code == 1
+        for variable in ("AUDIT_LOG_ENCRYPTION_KEY", "ALLOWED_ORIGINS", "DATABASE_URL"):
+            assert variable in result.output
+
+    def test_json_output_for_pipelines(self, tmp_path: Path) -> None:
+        env = base_env(POS_ENV="production", JWT_SECRET="tiny")
+        result = invoke(["validate-env", "--json", "--env-file", str(tmp_path / "none")], env)
+        assert result.exit_code == 1
+        document = json.loads(result.stdout)
+        assert document["valid"] is False
+        assert {e["variable"] for e in document["errors"]} >= {"JWT_SECRET", "DATABASE_URL"}
+        assert "tiny" not in result.stdout
+
+    def test_reads_the_env_file(self, tmp_path: Path) -> None:
+        env_file = tmp_path / "custom.env"
+        env_file.write_text("\n".join(f"{k}={v}" for k, v in base_env().items()))
+        result = invoke(["validate-env", "--env-file", str(env_file)])
+        assert result.exit_code == 0, result.output
+
+
+class TestSetupEnv:
+    def test_wizard_prompts_and_writes_a_valid_private_env_file(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        db = tmp_path / "pos.db"
+        answers = "\n".join([
+            f"sqlite:///{db}",                                # DATABASE_URL
+            "ftp://wrong",                                    # ALLOWED_ORIGINS refused …
+            "http://127.0.0.1:8000,https://pos.example.com",  # … and asked again
+            "pk_test_wrong",                                  # STRIPE_SECRET_KEY refused …
+            "sk_test_51ABCdefGHIjkl",                         # … and asked again
+            "",                                               # REDIS_HOST: none
+            "",                                               # SENTRY_DSN: none
+            "America/Chicago",                                # STORE_TIMEZONE
+            "y",                                              # write?
+        ]) + "\n"  # fmt: skip
+        result = invoke(["setup-env", "--output", str(output)], input=answers)
+        assert result.exit_code == 0, result.output
+        assert "try again" in result.output
+        assert stat.S_IMODE(output.stat().st_mode) == 0o600
+        settings = load_settings(output)
+        assert settings.store_timezone == "America/Chicago"
+        assert settings.allowed_origins == ("http://127.0.0.1:8000", "https://pos.example.com")
+        assert settings.stripe_secret_key is not None
+        # Generated secrets are written but never shown in full.
+        assert settings.audit_log_encryption_key.get_secret_value() not in result.output
+        assert settings.jwt_secret.get_secret_value() not in result.output
+        assert "sk_test_51ABCdefGHIjkl" not in result.output
+        assert db.exists()  # the connection test really connected
+
+    def test_non_interactive_development_defaults(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        result = invoke(["setup-env", "--non-interactive", "--output", str(output)],
+                        {"POSOMNI_DATA_DIR": str(tmp_path / "var")})  # fmt: skip
+        assert result.exit_code == 0, result.output
+        settings, problems = check(read_environment(output))
+        assert settings is not None, problems
+        assert settings.env.value == "development"
+
+    def test_refuses_to_overwrite_without_force_and_keeps_a_backup_with_force(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        output.write_text("POS_ENV=development\n")
+        refused = invoke(["setup-env", "--non-interactive", "--output", str(output)])
+        assert refused.exit_code == 1
+        assert output.read_text() == "POS_ENV=development\n"
+        forced = invoke(["setup-env", "--non-interactive", "--force", "--no-check-connections", "--output",
+                         str(output)])  # fmt: skip
+        assert forced.exit_code == 0, forced.output
+        backups = list(tmp_path.glob(".env.bak.*"))
+        assert len(backups) == 1
+        assert backups[0].read_text() == "POS_ENV=development\n"
+
+    def test_production_requires_a_database_url(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        result = invoke(["setup-env", "--non-interactive", "--env", "production", "--output", str(output),
+                         "--allowed-origins", "https://pos.example.com"])  # fmt: skip
+        assert result.exit_code == 1
+        assert "DATABASE_URL" in result.output
+        assert not output.exists()
+
+    def test_unreachable_database_is_refused(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        result = invoke(["setup-env", "--non-interactive", "--env", "production", "--output", str(output),
+                         "--allowed-origins", "https://pos.example.com",
+                         "--database-url", "postgresql://pos:pw@127.0.0.1:1/pos"])  # fmt: skip
+        assert result.exit_code == 1
+        assert "Database connection failed" in result.output
+        assert not output.exists()
+
+
+def _counts(url: str) -> dict[str, int]:
+    async def count() -> dict[str, int]:
+        database = Database(url)
+        try:
+            async with database.sessionmaker() as session:
+                result = {}
+                for model in (Store, Register, User, Product, Barcode, StockLevel, StockMovement):
+                    result[model.__tablename__] = await session.scalar(select(func.count()).select_from(model))
+                return result
+        finally:
+            await database.dispose()
+
+    return asyncio.run(count())
+
+
+def test_db_setup_twice_is_idempotent(db_url: str, tmp_path: Path) -> None:
+    env = base_env(DATABASE_URL=db_url, POS_ENV="development", POSOMNI_DATA_DIR=str(tmp_path))
+    first = invoke(["db", "setup", "--env-file", str(tmp_path / "none")], env)
+    assert first.exit_code == 0, first.output
+    assert "demo-cashier-pass-2026" in first.output
+    after_first = _counts(db_url)
+    assert after_first["stores"] == 1
+    assert after_first["products"] >= 60
+    assert after_first["users"] == 4
+    second = invoke(["db", "setup", "--env-file", str(tmp_path / "none")], env)
+    assert second.exit_code == 0, second.output
+    assert "nothing new" in second.output
+    assert _counts(db_url) == after_first
+
+
+def test_production_seed_creates_no_users(pg_url: str, tmp_path: Path) -> None:
+    env = base_env(
+        DATABASE_URL=pg_url, POS_ENV="production", ALLOWED_ORIGINS="https://pos.example.com",
+        JWT_SECRET="Zq8-vX2k#Lm4Pr7tWy9aBc1dEf3gHj5K",
+    )  # fmt: skip
+    result = invoke(["db", "setup", "--env-file", str(tmp_path / "none")], env)
+    assert result.exit_code == 0, result.output
+    assert "demo-" not in result.output
+    counts = _counts(pg_url)
+    assert counts["users"] == 0
+    assert counts["stores"] == 0
+
+
+def test_db_status_reports_pending_migrations(pg_empty_url: str, tmp_path: Path) -> None:
+    env = base_env(DATABASE_URL=pg_empty_url)
+    pending = invoke(["db", "status", "--env-file", str(tmp_path / "none")], env)
+    assert pending.exit_code == 1
+    assert "pending" in pending.output
+    assert invoke(["db", "migrate", "--env-file", str(tmp_path / "none")], env).exit_code == 0
+    current = invoke(["db", "status", "--env-file", str(tmp_path / "none")], env)
+    assert current.exit_code == 0
+    assert "Up to date" in current.output
+
+
+class TestHealthCommand:
+    @pytest.mark.slow
+    def test_healthy_service_exits_0_and_the_temporary_server_stops(self, db_url: str, tmp_path: Path) -> None:
+        env_file = tmp_path / ".env"
+        env_file.write_text(
+            "\n".join(f"{k}={v}" for k, v in base_env(DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path)).items())
+        )
+        result = invoke(["health", "--env-file", str(env_file)])
+        assert result.exit_code == 0, result.output
+        assert re.search(r"database\s+│\s+ok", result.output)
+        found = re.search(r"http://127\.0\.0\.1:(\d+) \(temporary\)", result.output)
+        assert found, result.output
+        assert not _listening(int(found.group(1)))
+
+    @pytest.mark.slow
+    def test_broken_database_exits_1(self, tmp_path: Path) -> None:
+        env_file = tmp_path / ".env"
+        env = base_env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", POSOMNI_DATA_DIR=str(tmp_path))
+        env_file.write_text("\n".join(f"{k}={v}" for k, v in env.items()))
+        result = invoke(["health", "--env-file", str(env_file)])
+        assert result.exit_code == 1
+        assert "down" in result.output
+
+    def test_invalid_configuration_exits_1_without_starting(self, tmp_path: Path) -> None:
+        result = invoke(["health", "--env-file", str(tmp_path / "none")], {"POS_ENV": "production"})
+        assert result.exit_code == 1
+        assert "AUDIT_LOG_ENCRYPTION_KEY" in result.output
+
+    def test_url_of_a_service_that_is_not_running_exits_1(self) -> None:
+        result = invoke(["health", "--url", "http://127.0.0.1:1"])
+        assert result.exit_code == 1
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,320 @@
+"""Every configuration rule, each failing and passing; all problems reported at once; no secret in output."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from posomni.config import (
+    ConfigurationError,
+    Environment,
+    Problem,
+    check,
+    from_mapping,
+    load_settings,
+    normalise_database_url,
+)
+from posomni.security.crypto import generate_key
+from tests.conftest import base_env
+
+GOOD_PG = "postgresql://pos:s3cret@db.example.com:5432/posomni"
+PRODUCTION = {
+    "POS_ENV": "production",
+    "DATABASE_URL": GOOD_PG,
+    "JWT_SECRET": "Zq8-vX2k#Lm4Pr7tWy9aBc1dEf3gHj5K",
+    "ALLOWED_ORIGINS": "https://pos.example.com",
+}
+
+
+def problems_for(**env: str) -> list[Problem]:
+    _, problems = check(from_mapping(base_env(**env)))
+    return problems
+
+
+def errors_for(variable: str, **env: str) -> list[Problem]:
+    return [p for p in problems_for(**env) if p.variable == variable and p.severity == "error"]
+
+
+def warnings_for(variable: str, **env: str) -> list[Problem]:
+    return [p for p in problems_for(**env) if p.variable == variable and p.severity == "warning"]
+
+
+def test_valid_development_configuration_has_no_errors() -> None:
+    settings, problems = check(from_mapping(base_env(POS_ENV="development")))
+    assert settings is not None
+    assert not [p for p in problems if p.severity == "error"]
+    assert settings.env is Environment.DEVELOPMENT
+
+
+def test_pos_env_defaults_to_development_and_refuses_unknown() -> None:
+    env = base_env()
+    del env["POS_ENV"]
+    settings, _ = check(from_mapping(env))
+    assert settings is not None
+    assert settings.env is Environment.DEVELOPMENT
+    assert errors_for("POS_ENV", POS_ENV="staging")
+
+
+class TestEncryptionKey:
+    def test_required_in_every_environment(self) -> None:
+        for environment in ("development", "test"):
+            env = base_env(POS_ENV=environment)
+            del env["AUDIT_LOG_ENCRYPTION_KEY"]
+            _, problems = check(from_mapping(env))
+            assert any(p.variable == "AUDIT_LOG_ENCRYPTION_KEY" and p.severity == "error" for p in problems)
+
+    @pytest.mark.parametrize(
+        "key", ["not-base64!!", base64.b64encode(b"x" * 16).decode(), base64.b64encode(b"x" * 33).decode()]
+    )
+    def test_must_be_base64_of_exactly_32_bytes(self, key: str) -> None:
+        assert errors_for("AUDIT_LOG_ENCRYPTION_KEY", AUDIT_LOG_ENCRYPTION_KEY=key)
+
+    def test_valid_key_passes(self) -> None:
+        assert not errors_for("AUDIT_LOG_ENCRYPTION_KEY", AUDIT_LOG_ENCRYPTION_KEY=generate_key())
+
+    def test_old_key_same_format_and_different_from_current(self) -> None:
+        assert errors_for("OLD_AUDIT_LOG_ENCRYPTION_KEY", OLD_AUDIT_LOG_ENCRYPTION_KEY="short")
+        key = generate_key()
+        assert errors_for(
+            "OLD_AUDIT_LOG_ENCRYPTION_KEY", AUDIT_LOG_ENCRYPTION_KEY=key, OLD_AUDIT_LOG_ENCRYPTION_KEY=key
+        )
+        assert not errors_for("OLD_AUDIT_LOG_ENCRYPTION_KEY", OLD_AUDIT_LOG_ENCRYPTION_KEY=generate_key())
+
+
+class TestAllowedOrigins:
+    def test_required(self) -> None:
+        env = base_env()
+        del env["ALLOWED_ORIGINS"]
+        _, problems = check(from_mapping(env))
+        assert any(p.variable == "ALLOWED_ORIGINS" and p.severity == "error" for p in problems)
+
+    @pytest.mark.parametrize("origin", ["ftp://pos.example.com", "https://pos.example.com/path", "pos.example.com"])
+    def test_each_must_be_an_origin(self, origin: str) -> None:
+        assert errors_for("ALLOWED_ORIGINS", ALLOWED_ORIGINS=f"https://ok.example.com,{origin}")
+
+    def test_wildcard_refused_in_production_warned_elsewhere(self) -> None:
+        assert errors_for("ALLOWED_ORIGINS", **{**PRODUCTION, "ALLOWED_ORIGINS": "*"})
+        assert warnings_for("ALLOWED_ORIGINS", ALLOWED_ORIGINS="*")
+        assert not errors_for("ALLOWED_ORIGINS", ALLOWED_ORIGINS="*")
+
+    def test_valid_origins_with_ports_pass(self) -> None:
+        settings, _ = check(from_mapping(base_env(ALLOWED_ORIGINS="https://a.example.com, http://127.0.0.1:8000/")))
+        assert settings is not None
+        assert settings.allowed_origins == ("https://a.example.com", "http://127.0.0.1:8000")
+
+
+class TestDatabaseUrl:
+    def test_required_in_production(self) -> None:
+        env = dict(PRODUCTION)
+        del env["DATABASE_URL"]
+        assert errors_for("DATABASE_URL", **env)
+
+    def test_must_be_postgresql_in_production(self) -> None:
+        assert errors_for("DATABASE_URL", **{**PRODUCTION, "DATABASE_URL": "sqlite:///var/x.db"})
+        assert not errors_for("DATABASE_URL", **PRODUCTION)
+
+    def test_defaults_to_sqlite_under_data_dir_in_development(self) -> None:
+        settings, _ = check(from_mapping(base_env(POSOMNI_DATA_DIR="somewhere")))
+        assert settings is not None
+        assert settings.database_url.get_secret_value() == "sqlite+aiosqlite:///somewhere/posomni.db"
+
+    @pytest.mark.parametrize(
+        ("given", "expected"),
+        [
+            ("postgresql://u:p@h:5432/d", "postgresql+asyncpg://u:p@h:5432/d"),
+            ("postgres://u:p@h/d", "postgresql+asyncpg://u:p@h/d"),
+            ("postgresql://u@h/d?sslmode=require", "postgresql+asyncpg://u@h/d?ssl=require"),
+            ("sqlite:///var/pos.db", "sqlite+aiosqlite:///var/pos.db"),
+            ("sqlite+aiosqlite:////abs/pos.db", "sqlite+aiosqlite:////abs/pos.db"),
+        ],
+    )
+    def test_picks_the_async_driver(self, given: str, expected: str) -> None:
+        assert normalise_database_url(given) == expected
+
+    @pytest.mark.parametrize("url", ["mysql://u@h/d", "not a url", "postgresql:///nohost"])
+    def test_refuses_other_databases_and_garbage(self, url: str) -> None:
+        assert errors_for("DATABASE_URL", DATABASE_URL=url)
+
+
+class TestJwtSecret:
+    def test_generated_outside_production(self) -> None:
+        env = base_env()
+        del env["JWT_SECRET"]
+        settings, _ = check(from_mapping(env))
+        assert settings is not None
+        assert settings.jwt_secret_generated
+        assert len(settings.jwt_secret.get_secret_value()) >= 32
+
+    def test_required_in_production(self) -> None:
+        env = dict(PRODUCTION)
+        del env["JWT_SECRET"]
+        assert errors_for("JWT_SECRET", **env)
+
+    @pytest.mark.parametrize(
+        "secret", ["short-secret", "changeme", "a" * 40, "please-change-this-secret-in-production"]
+    )
+    def test_production_refuses_short_or_placeholder(self, secret: str) -> None:
+        assert errors_for("JWT_SECRET", **{**PRODUCTION, "JWT_SECRET": secret})
+
+    def test_production_accepts_a_strong_secret(self) -> None:
+        assert not errors_for("JWT_SECRET", **PRODUCTION)
+
+
+class TestStripe:
+    def test_absent_is_a_warning_card_payments_disabled(self) -> None:
+        warnings = warnings_for("STRIPE_SECRET_KEY")
+        assert warnings
+        assert "card payments disabled" in warnings[0].message
+
+    @pytest.mark.parametrize("key", ["pk_test_abcdefghijk", "sk_prod_abcdefghijk", "sk_test_", "hello"])
+    def test_must_look_like_a_secret_key(self, key: str) -> None:
+        assert errors_for("STRIPE_SECRET_KEY", STRIPE_SECRET_KEY=key)
+
+    @pytest.mark.parametrize("key", ["sk_test_51ABCdefGHI", "sk_live_51ABCdefGHI", "rk_live_51ABCdefGHI"])
+    def test_accepts_secret_and_restricted_keys(self, key: str) -> None:
+        assert not errors_for("STRIPE_SECRET_KEY", STRIPE_SECRET_KEY=key)
+
+    def test_test_key_in_production_is_a_warning(self) -> None:
+        env = {**PRODUCTION, "STRIPE_SECRET_KEY": "sk_test_51ABCdefGHI"}
+        assert warnings_for("STRIPE_SECRET_KEY", **env)
+        assert not errors_for("STRIPE_SECRET_KEY", **env)
+
+    def test_api_base_must_be_a_url(self) -> None:
+        assert errors_for("STRIPE_API_BASE", STRIPE_API_BASE="not a url")
+        settings, _ = check(from_mapping(base_env(STRIPE_API_BASE="http://127.0.0.1:12111/")))
+        assert settings is not None
+        assert settings.stripe_api_base == "http://127.0.0.1:12111"
+
+
+class TestRedis:
+    def test_absent_is_a_warning_in_memory_fallback(self) -> None:
+        warnings = warnings_for("REDIS_HOST")
+        assert warnings
+        assert "in-memory fallback" in warnings[0].message
+
+    def test_port_must_be_a_port(self) -> None:
+        assert errors_for("REDIS_PORT", REDIS_HOST="localhost", REDIS_PORT="70000")
+        assert errors_for("REDIS_PORT", REDIS_HOST="localhost", REDIS_PORT="abc")
+        assert not errors_for("REDIS_PORT", REDIS_HOST="localhost", REDIS_PORT="6380")
+
+    def test_sentinel_needs_master_name_and_sentinels(self) -> None:
+        problems = problems_for(REDIS_SENTINEL_ENABLED="true")
+        names = {p.variable for p in problems if p.severity == "error"}
+        assert {"REDIS_SENTINEL_MASTER_NAME", "REDIS_SENTINELS"} <= names
+
+    def test_sentinel_list_must_be_host_port(self) -> None:
+        assert errors_for(
+            "REDIS_SENTINELS",
+            REDIS_SENTINEL_ENABLED="true",
+            REDIS_SENTINEL_MASTER_NAME="mymaster",
+            REDIS_SENTINELS="s1:26379,s2",
+        )
+
+    def test_valid_sentinel_configuration(self) -> None:
+        settings, _ = check(
+            from_mapping(
+                base_env(
+                    REDIS_SENTINEL_ENABLED="yes",
+                    REDIS_SENTINEL_MASTER_NAME="mymaster",
+                    REDIS_SENTINELS="s1:26379, s2:26380,[::1]:26381",
+                )
+            )
+        )
+        assert settings is not None
+        assert [(s.host, s.port) for s in settings.redis_sentinels] == [("s1", 26379), ("s2", 26380), ("::1", 26381)]
+
+    def test_sentinel_flag_must_be_boolean(self) -> None:
+        assert errors_for("REDIS_SENTINEL_ENABLED", REDIS_SENTINEL_ENABLED="maybe")
+
+
+class TestSentry:
+    def test_dsn_must_parse(self) -> None:
+        assert errors_for("SENTRY_DSN", SENTRY_DSN="not-a-dsn")
+        assert not errors_for("SENTRY_DSN", SENTRY_DSN="https://abc123@o1.ingest.sentry.io/42")
+
+    @pytest.mark.parametrize("variable", ["SENTRY_TRACES_SAMPLE_RATE", "SENTRY_PROFILES_SAMPLE_RATE"])
+    def test_rates_in_unit_interval(self, variable: str) -> None:
+        assert errors_for(variable, **{variable: "1.5"})
+        assert errors_for(variable, **{variable: "-0.1"})
+        assert errors_for(variable, **{variable: "lots"})
+        assert not errors_for(variable, **{variable: "0.25"})
+
+    def test_absent_in_production_is_a_warning(self) -> None:
+        assert warnings_for("SENTRY_DSN", **PRODUCTION)
+
+
+class TestOtherVariables:
+    def test_store_timezone_must_be_iana(self) -> None:
+        assert errors_for("STORE_TIMEZONE", STORE_TIMEZONE="Mars/Olympus")
+        assert not errors_for("STORE_TIMEZONE", STORE_TIMEZONE="America/Chicago")
+
+    def test_conexxus_url_needs_a_key(self) -> None:
+        assert errors_for("CONEXXUS_API_KEY", CONEXXUS_API_URL="https://bo.example.com")
+        assert errors_for("CONEXXUS_API_URL", CONEXXUS_API_URL="nope", CONEXXUS_API_KEY="k")
+        both = {"CONEXXUS_API_URL": "https://bo.example.com", "CONEXXUS_API_KEY": "k"}
+        assert not errors_for("CONEXXUS_API_URL", **both)
+        assert not errors_for("CONEXXUS_API_KEY", **both)
+
+    def test_log_settings(self) -> None:
+        assert errors_for("LOG_LEVEL", LOG_LEVEL="LOUD")
+        assert errors_for("LOG_FORMAT", LOG_FORMAT="xml")
+        settings, _ = check(from_mapping(base_env(**PRODUCTION)))
+        assert settings is not None
+        assert settings.log_format == "json"
+
+    def test_backup_age(self) -> None:
+        assert errors_for("BACKUP_MAX_AGE_HOURS", BACKUP_MAX_AGE_HOURS="-3")
+        assert not errors_for("BACKUP_MAX_AGE_HOURS", BACKUP_MAX_AGE_HOURS="48")
+
+
+def test_every_error_is_reported_at_once() -> None:
+    _, problems = check(
+        from_mapping(
+            {
+                "POS_ENV": "production",
+                "AUDIT_LOG_ENCRYPTION_KEY": "bad",
+                "ALLOWED_ORIGINS": "*",
+                "DATABASE_URL": "sqlite:///x.db",
+                "JWT_SECRET": "short",
+                "STRIPE_SECRET_KEY": "nope",
+                "REDIS_PORT": "x",
+                "SENTRY_DSN": "bad",
+            }
+        )
+    )
+    failing = {p.variable for p in problems if p.severity == "error"}
+    assert failing == {
+        "AUDIT_LOG_ENCRYPTION_KEY",
+        "ALLOWED_ORIGINS",
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "STRIPE_SECRET_KEY",
+        "REDIS_PORT",
+        "SENTRY_DSN",
+    }
+    assert all(p.fix for p in problems)
+
+
+def test_secrets_never_appear_in_errors_or_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = generate_key()
+    secret_values = {
+        "JWT_SECRET": "Zq8-vX2k#Lm4Pr7tWy9aBc1dEf3gHj5K-very-secret",
+        "DATABASE_URL": "postgresql://pos:Sup3rS3cretPw@db.example.com/pos",
+        "STRIPE_SECRET_KEY": "sk_live_TopSecretValue123",
+        "REDIS_PASSWORD": "RedisPassw0rdValue",
+        "SENTRY_DSN": "https://SentryKeyValue@o1.ingest.sentry.io/42",
+    }
+    env = base_env(AUDIT_LOG_ENCRYPTION_KEY=key, REDIS_HOST="localhost", **secret_values)
+    settings, _ = check(from_mapping(env))
+    assert settings is not None
+    text = repr(settings) + str(settings) + settings.database_url_display
+    for value in [key, "Sup3rS3cretPw", "TopSecretValue123", "RedisPassw0rdValue", "SentryKeyValue", "very-secret"]:
+        assert value not in text
+    # And in the error a broken configuration raises.
+    for name, value in {**env, "ALLOWED_ORIGINS": "", "POS_ENV": "production"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env_file=None)
+    for value in [key, "Sup3rS3cretPw", "TopSecretValue123", "RedisPassw0rdValue", "SentryKeyValue"]:
+        assert value not in str(caught.value)
