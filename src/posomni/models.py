@@ -1,6 +1,7 @@
 """Imports every domain's tables so the metadata is complete (Alembic, tests, `create_all` in tools)."""
 
-from posomni.audit.models import AuditEntry
+from posomni.audit.models import AuditChainHead, AuditEntry
+from posomni.auth.models import RevokedToken
 from posomni.backups.models import BackupRecord
 from posomni.catalog.models import Barcode, Category, Product
 from posomni.compliance.models import ComplianceEvent
@@ -18,6 +19,7 @@ from posomni.users.models import User
 metadata = Base.metadata
 
 __all__ = [
+    "AuditChainHead",
     "AuditEntry",
     "BackupRecord",
     "Barcode",
@@ -29,6 +31,7 @@ __all__ = [
     "Payment",
     "Product",
     "Register",
+    "RevokedToken",
     "Sale",
     "SaleLine",
     "Shift",

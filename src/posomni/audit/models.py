@@ -40,3 +40,18 @@ class AuditEntry(IdMixin, Base):
     payload_encrypted: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The newest link of each chain. Appending locks this row, so entries of one chain get consecutive
+    sequence numbers even when several app processes write at once."""
+
+    __tablename__ = "audit_chain_heads"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    # After a retention purge: the sequence number and hash of the last removed entry, so the chain stays
+    # verifiable from its first remaining entry. The purge itself is recorded as an entry of the chain.
+    anchor_seq: Mapped[int] = mapped_column(Integer, default=0)
+    anchor_hash: Mapped[str] = mapped_column(String(64))

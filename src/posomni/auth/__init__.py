@@ -1,0 +1,1 @@
+"""Staff sign-in: tokens, revocation, permissions, CSRF and rate limits."""
