@@ -1,1 +1,2 @@
-"""Redis, or an in-memory fallback when Redis is absent."""
+"""The app's Redis service (standalone or Sentinel) with a circuit breaker and an in-memory fallback, and the
+rate limiter built on it."""
