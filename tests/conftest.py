@@ -163,6 +163,8 @@ def base_env(**overrides: str) -> dict[str, str]:
         "AUDIT_LOG_ENCRYPTION_KEY": generate_key(),
         "JWT_SECRET": "test-secret-" + "x" * 40,
         "ALLOWED_ORIGINS": "http://127.0.0.1:8000,http://testserver",
+        # bcrypt at cost 4 keeps sign-in tests fast; production refuses anything below 12.
+        "PASSWORD_HASH_COST": "4",
     }
     env.update(overrides)
     return env

@@ -13,14 +13,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from posomni import __version__
+from posomni import __version__, bootstrap
+from posomni.audit.router import router as audit_router
+from posomni.auth.middleware import ClientRateLimitMiddleware
+from posomni.auth.router import router as auth_router
 from posomni.cache.service import CacheService
-from posomni.config import DEFAULT_ENV_FILE, Settings, load_settings
+from posomni.config import DEFAULT_ENV_FILE, Environment, Settings, load_settings
 from posomni.database import Database
 from posomni.errors import install_error_handlers
 from posomni.health.router import router as health_router
 from posomni.kit.ids import is_valid_request_id, new_request_id
 from posomni.logging import configure_logging, get_logger
+from posomni.security.headers import SecurityHeadersMiddleware
+from posomni.users.router import router as users_router
 
 log = get_logger(__name__)
 
@@ -50,15 +55,22 @@ class RequestIdMiddleware:
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """`database` may be passed in (tests share one); otherwise it is created from the settings."""
     resolved = settings if settings is not None else load_settings()
+    development = resolved.env is Environment.DEVELOPMENT
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_database = database is None
         db = database if database is not None else Database(resolved.database_url.get_secret_value())
-        cache = CacheService.from_settings(resolved)
+        cache = CacheService.from_settings(resolved, namespace=resolved.redis_namespace)
+        await cache.start()
+        crypto = bootstrap.encryption(resolved)
+        auth = bootstrap.auth_adapters(resolved, cache, crypto)
         app.state.settings = resolved
         app.state.database = db
         app.state.cache = cache
+        app.state.crypto = crypto
+        app.state.auth = auth
+        app.state.limiter = auth.limiter if resolved.rate_limit_enabled else None
         log.info("started", environment=resolved.env.value, database=db.kind, cache=cache.mode)
         try:
             yield
@@ -72,12 +84,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=__version__,
         description="Point of sale for liquor stores.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url="/docs" if development else None,
         redoc_url=None,
     )
     # Set before the lifespan runs, so handlers can read them even during start-up.
     app.state.settings = resolved
     install_error_handlers(app)
+    # Starlette runs the middleware added last first: request id → security headers → CORS → rate limit.
+    if resolved.rate_limit_enabled:
+        app.add_middleware(ClientRateLimitMiddleware, limit=resolved.rate_limit_per_client)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(resolved.allowed_origins),
@@ -86,8 +101,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-CSRF-Token", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=not development, docs_path="/docs" if development else None)
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(health_router)
+    for router in (health_router, auth_router, users_router, audit_router):
+        app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     async def root(request: Request) -> Response:

@@ -90,6 +90,7 @@ class Settings:
     redis_port: int
     redis_password: SecretStr | None
     redis_db: int
+    redis_namespace: str
     redis_sentinel_enabled: bool
     redis_sentinel_master_name: str | None
     redis_sentinels: tuple[SentinelAddress, ...]
@@ -105,6 +106,10 @@ class Settings:
     backup_max_age_hours: float
     log_level: str
     log_format: Literal["json", "console"]
+    password_hash_cost: int
+    audit_retention_years: int
+    rate_limit_enabled: bool
+    rate_limit_per_client: str
     warnings: tuple[Problem, ...] = field(default=())
 
     @property
@@ -142,6 +147,7 @@ class RawEnvironment(BaseSettings):
     redis_port: str | None = None
     redis_password: SecretStr | None = None
     redis_db: str | None = None
+    redis_namespace: str | None = None
     redis_sentinel_enabled: str | None = None
     redis_sentinel_master_name: str | None = None
     redis_sentinels: str | None = None
@@ -157,6 +163,10 @@ class RawEnvironment(BaseSettings):
     backup_max_age_hours: str | None = None
     log_level: str | None = None
     log_format: str | None = None
+    password_hash_cost: str | None = None
+    audit_retention_years: str | None = None
+    rate_limit_enabled: str | None = None
+    rate_limit_per_client: str | None = None
 
 
 class ConfigurationError(Exception):
@@ -389,10 +399,14 @@ def _redis(checker: _Checker, raw: RawEnvironment) -> dict[str, Any]:
             "is not set: using the in-memory fallback",
             "set REDIS_HOST for shared cache and limits",
         )
+    namespace = _text(raw.redis_namespace) or "posomni"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", namespace):
+        checker.error("REDIS_NAMESPACE", f"{namespace!r} is not a plain name", "use letters, digits, . _ -")
     return {
         "redis_host": host,
         "redis_port": port,
         "redis_db": db,
+        "redis_namespace": namespace,
         "redis_password": _secret(raw.redis_password),
         "redis_sentinel_enabled": sentinel,
         "redis_sentinel_master_name": master,
@@ -480,6 +494,19 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
             checker.error("BACKUP_MAX_AGE_HOURS", "must be a positive number of hours", "use e.g. 26")
             backup_age = 26.0
 
+    hash_cost = checker.integer("PASSWORD_HASH_COST", raw.password_hash_cost, 12, 4, 16)
+    if env is Environment.PRODUCTION and hash_cost < 12:
+        checker.error("PASSWORD_HASH_COST", f"{hash_cost} is too low for production", "use 12 or more")
+    # Florida requires 3 years of records; 7 is the default for encrypted audit and compliance logs.
+    retention = checker.integer("AUDIT_RETENTION_YEARS", raw.audit_retention_years, 7, 3, 100)
+
+    rate_limit_enabled = checker.boolean("RATE_LIMIT_ENABLED", raw.rate_limit_enabled, True)
+    if not rate_limit_enabled and env is Environment.PRODUCTION:
+        checker.warn("RATE_LIMIT_ENABLED", "is off in production", "turn it on: it protects sign-in and the API")
+    per_client = _text(raw.rate_limit_per_client) or "3000/minute"
+    if not re.fullmatch(r"\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?", per_client):
+        checker.error("RATE_LIMIT_PER_CLIENT", f"{per_client!r} is not a rate", "use e.g. 3000/minute")
+
     redis = _redis(checker, raw)
     sentry = _sentry(checker, raw, env)
 
@@ -506,6 +533,10 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         backup_max_age_hours=backup_age,
         log_level=log_level,
         log_format="json" if log_format == "json" else "console",
+        password_hash_cost=hash_cost,
+        audit_retention_years=retention,
+        rate_limit_enabled=rate_limit_enabled,
+        rate_limit_per_client=per_client,
         warnings=tuple(p for p in problems if p.severity == "warning"),
         **redis,
         **sentry,

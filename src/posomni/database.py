@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from starlette.requests import Request
 
+from posomni.kit.errors import PosError
+
 # How long SQLite waits for another writer before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -81,10 +83,17 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: commits when the block ends normally, rolls back on any exception."""
+        """One transaction: commits when the block ends normally, rolls back on any exception (except a refusal
+        that keeps its records, see `PosError.keeps_records`)."""
         async with self.sessionmaker() as session:
             try:
                 yield session
+            except PosError as exc:
+                if exc.keeps_records:
+                    await session.commit()
+                else:
+                    await session.rollback()
+                raise
             except BaseException:
                 await session.rollback()
                 raise

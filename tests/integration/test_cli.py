@@ -168,7 +168,7 @@ def test_db_setup_twice_is_idempotent(db_url: str, tmp_path: Path) -> None:
 def test_production_seed_creates_no_users(pg_url: str, tmp_path: Path) -> None:
     env = base_env(
         DATABASE_URL=pg_url, POS_ENV="production", ALLOWED_ORIGINS="https://pos.example.com",
-        JWT_SECRET="Zq8-vX2k#Lm4Pr7tWy9aBc1dEf3gHj5K",
+        JWT_SECRET="Zq8-vX2k#Lm4Pr7tWy9aBc1dEf3gHj5K", PASSWORD_HASH_COST="12",
     )  # fmt: skip
     result = invoke(["db", "setup", "--env-file", str(tmp_path / "none")], env)
     assert result.exit_code == 0, result.output

@@ -24,6 +24,7 @@ PRODUCTION = {
     "DATABASE_URL": GOOD_PG,
     "JWT_SECRET": "Zq8-vX2k#Lm4Pr7tWy9aBc1dEf3gHj5K",
     "ALLOWED_ORIGINS": "https://pos.example.com",
+    "PASSWORD_HASH_COST": "12",
 }
 
 
@@ -266,6 +267,25 @@ class TestOtherVariables:
     def test_backup_age(self) -> None:
         assert errors_for("BACKUP_MAX_AGE_HOURS", BACKUP_MAX_AGE_HOURS="-3")
         assert not errors_for("BACKUP_MAX_AGE_HOURS", BACKUP_MAX_AGE_HOURS="48")
+
+
+def test_password_hash_cost_below_12_is_refused_in_production() -> None:
+    assert errors_for("PASSWORD_HASH_COST", **{**PRODUCTION, "PASSWORD_HASH_COST": "10"})
+    assert not errors_for("PASSWORD_HASH_COST", PASSWORD_HASH_COST="4")
+    assert errors_for("PASSWORD_HASH_COST", PASSWORD_HASH_COST="3")
+
+
+def test_audit_retention_is_never_below_three_years() -> None:
+    assert errors_for("AUDIT_RETENTION_YEARS", AUDIT_RETENTION_YEARS="2")
+    settings, _ = check(from_mapping(base_env()))
+    assert settings is not None
+    assert settings.audit_retention_years == 7
+
+
+def test_rate_limit_settings() -> None:
+    assert errors_for("RATE_LIMIT_PER_CLIENT", RATE_LIMIT_PER_CLIENT="lots")
+    assert not errors_for("RATE_LIMIT_PER_CLIENT", RATE_LIMIT_PER_CLIENT="100/second")
+    assert warnings_for("RATE_LIMIT_ENABLED", **{**PRODUCTION, "RATE_LIMIT_ENABLED": "false"})
 
 
 def test_every_error_is_reported_at_once() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from posomni import __version__
-from posomni.cli import db, env, health, serve
+from posomni.cli import audit, db, env, health, keys, outbox, serve, users
 
 app = typer.Typer(
     name="posomni",
@@ -16,6 +16,10 @@ app = typer.Typer(
 )
 env.register(app)
 app.add_typer(db.app, name="db")
+app.add_typer(outbox.app, name="outbox")
+app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
+keys.register(app)
 serve.register(app)
 health.register(app)
 

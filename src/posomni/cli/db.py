@@ -30,7 +30,7 @@ async def _migrate(settings: Settings, target: str) -> migrate.MigrationStatus:
 
 async def _seed(settings: Settings, demo: bool) -> SeedReport:
     async with open_database(settings) as database, database.unit_of_work() as session:
-        return await seed(session, demo=demo)
+        return await seed(session, demo=demo, bcrypt_cost=settings.password_hash_cost)
 
 
 def _print_logins() -> None:

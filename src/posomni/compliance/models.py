@@ -44,3 +44,11 @@ class ComplianceEvent(IdMixin, Base):
     override_reason: Mapped[str | None] = mapped_column(String(300), default=None)
     dob_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     expiry_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+def dob_aad(event_id: int) -> str:
+    return f"compliance:{event_id}:dob"
+
+
+def expiry_aad(event_id: int) -> str:
+    return f"compliance:{event_id}:expiry"

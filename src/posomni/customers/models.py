@@ -24,3 +24,7 @@ class Customer(IdMixin, TimestampMixin, Base):
     age_verified_at: Mapped[datetime | None] = mapped_column(default=None)
     age_verified_method: Mapped[str | None] = mapped_column(String(16), default=None)
     loyalty_points: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def dob_aad(customer_id: int) -> str:
+    return f"customer:{customer_id}:dob"

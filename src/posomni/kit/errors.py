@@ -11,10 +11,21 @@ class PosError(Exception):
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     default_message: ClassVar[str] = "The request could not be processed."
+    # Most errors undo the request's work. Some refusals must leave a record (a failed sign-in, a refused age
+    # check, a PIN lock-out): those set this, and the transaction boundary commits what the service wrote
+    # before raising. Such a service writes only the record before it raises.
+    keeps_records: ClassVar[bool] = False
 
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.message = message or self.default_message
         self.details = details or {}
+        self.headers = headers
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +60,17 @@ class PermissionDenied(PosError):
     status_code = 403
     code = "permission_denied"
     default_message = "Your role does not allow this."
+
+
+class TooManyRequests(PosError):
+    status_code = 429
+    code = "rate_limited"
+    default_message = "Too many requests; wait a moment and try again."
+
+    def __init__(self, retry_after_seconds: float, message: str | None = None, **kwargs: Any) -> None:
+        seconds = max(1, int(retry_after_seconds + 0.999))
+        super().__init__(message, headers={"Retry-After": str(seconds)}, **kwargs)
+        self.details.setdefault("retry_after_seconds", seconds)
 
 
 class ServiceUnavailable(PosError):

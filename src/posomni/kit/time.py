@@ -34,3 +34,11 @@ def is_valid_timezone(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def years_before(moment: datetime, years: int) -> datetime:
+    """The same calendar moment `years` earlier; 29 February becomes 28 February in a common year."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)

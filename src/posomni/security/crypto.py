@@ -256,6 +256,10 @@ class EncryptionService:
     def key_id_of(self, token: str) -> str:
         return _parse(token, label=None).key_id
 
+    @property
+    def current_key_id(self) -> str:
+        return self._keys.current_key().key_id
+
     def needs_rotation(self, token: str) -> bool:
         return self.key_id_of(token) != self._keys.current_key().key_id
 

@@ -1,6 +1,7 @@
 """Signed access tokens (JWT, HS256).
 
-Claims: ``sub`` (user id as a string), ``role``, ``store`` (store id or null), ``jti`` (random, unique per
+Claims: ``sub`` (user id as a string), ``role``, ``store`` (store id or null), ``reg`` (the register the
+session was opened at, or null), ``jti`` (random, unique per
 token, the handle for revocation), ``iat``, ``nbf``, ``exp`` (seconds since the epoch) and ``typ`` = "access".
 """
 
@@ -45,6 +46,7 @@ class AccessClaims:
     issued_at: datetime
     not_before: datetime
     expires_at: datetime
+    register_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class AccessTokenCodec:
         user_id: int | str,
         role: str,
         store_id: int | None,
+        register_id: int | None = None,
         now: datetime | None = None,
     ) -> IssuedToken:
         subject = str(user_id)
@@ -107,6 +110,7 @@ class AccessTokenCodec:
             "sub": subject,
             "role": role,
             "store": store_id,
+            "reg": register_id,
             "jti": jti,
             "iat": issued_at,
             "nbf": issued_at,
@@ -122,6 +126,7 @@ class AccessTokenCodec:
             issued_at=datetime.fromtimestamp(issued_at, UTC),
             not_before=datetime.fromtimestamp(issued_at, UTC),
             expires_at=datetime.fromtimestamp(expires_at, UTC),
+            register_id=register_id,
         )
         return IssuedToken(token=token, claims=claims)
 
@@ -152,6 +157,9 @@ class AccessTokenCodec:
             raise TokenError()
         if store is not None and not _is_int(store):
             raise TokenError()
+        register = payload.get("reg")
+        if register is not None and not _is_int(register):
+            raise TokenError()
         return AccessClaims(
             user_id=subject,
             role=role,
@@ -160,4 +168,5 @@ class AccessTokenCodec:
             issued_at=_timestamp(payload, "iat"),
             not_before=_timestamp(payload, "nbf"),
             expires_at=_timestamp(payload, "exp"),
+            register_id=register,
         )

@@ -56,7 +56,7 @@ DEMO_LOGINS: tuple[DemoLogin, ...] = (
 
 DEFAULT_STORE_SETTINGS: dict[str, object] = {
     # Florida default (Fla. Stat. 562.14): no alcohol sales from 00:00 to 07:00 store-local time.
-    "sale_hours": {"default": {"open": "07:00", "close": "24:00"}},
+    "sale_hours": {"default": [{"opens": "07:00", "closes": "24:00"}]},
     "allow_negative_stock": False,
     "min_clerk_age": 18,
     "verified_profile_skips_scan": False,

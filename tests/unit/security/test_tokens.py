@@ -69,10 +69,16 @@ def test_token_carries_the_documented_claims(codec: AccessTokenCodec) -> None:
     header = jwt.get_unverified_header(issued.token)
     payload = jwt.decode(issued.token, SECRET, algorithms=["HS256"])
     assert header["alg"] == "HS256"
-    assert set(payload) == {"sub", "role", "store", "jti", "iat", "nbf", "exp", "typ"}
+    assert set(payload) == {"sub", "role", "store", "reg", "jti", "iat", "nbf", "exp", "typ"}
     assert payload["sub"] == "42"
     assert payload["typ"] == "access"
     assert payload["nbf"] == payload["iat"]
+
+
+def test_register_of_the_session_round_trips(codec: AccessTokenCodec) -> None:
+    issued = codec.issue(user_id=7, role="cashier", store_id=1, register_id=2)
+    assert codec.decode(issued.token).register_id == 2
+    assert codec.decode(codec.issue(user_id=7, role="admin", store_id=None).token).register_id is None
 
 
 def test_token_expires_eight_hours_after_issue_by_default(codec: AccessTokenCodec) -> None:

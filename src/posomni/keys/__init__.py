@@ -1,0 +1,1 @@
+"""Encryption keys: rotation, backup confirmation and recovery drills."""
