@@ -110,6 +110,7 @@ class Settings:
     audit_retention_years: int
     rate_limit_enabled: bool
     rate_limit_per_client: str
+    card_processor: Literal["stripe", "simulated", "none"]
     warnings: tuple[Problem, ...] = field(default=())
 
     @property
@@ -167,6 +168,7 @@ class RawEnvironment(BaseSettings):
     audit_retention_years: str | None = None
     rate_limit_enabled: str | None = None
     rate_limit_per_client: str | None = None
+    card_processor: str | None = None
 
 
 class ConfigurationError(Exception):
@@ -373,6 +375,25 @@ def _stripe(checker: _Checker, raw: RawEnvironment, env: Environment) -> tuple[S
     return key, base.rstrip("/") if base else None
 
 
+def _card_processor(
+    checker: _Checker, raw: RawEnvironment, env: Environment, has_stripe_key: bool
+) -> Literal["stripe", "simulated", "none"]:
+    """Stripe when a key is set; otherwise the simulated processor outside production, and none in production."""
+    given = (_text(raw.card_processor) or "").lower()
+    default = "stripe" if has_stripe_key else ("none" if env is Environment.PRODUCTION else "simulated")
+    choice = given or default
+    if choice not in {"stripe", "simulated", "none"}:
+        checker.error("CARD_PROCESSOR", f"{choice!r} is not a processor", "use stripe, simulated or none")
+        return "none"
+    if choice == "simulated" and env is Environment.PRODUCTION:
+        checker.error(
+            "CARD_PROCESSOR", "the simulated processor is for development and tests only", "use stripe or none"
+        )
+    if choice == "stripe" and not has_stripe_key:
+        checker.error("CARD_PROCESSOR", "stripe needs STRIPE_SECRET_KEY", "set the key, or use none")
+    return "stripe" if choice == "stripe" else ("simulated" if choice == "simulated" else "none")
+
+
 def _redis(checker: _Checker, raw: RawEnvironment) -> dict[str, Any]:
     host = _text(raw.redis_host)
     port = checker.integer("REDIS_PORT", raw.redis_port, 6379, 1, 65535)
@@ -507,6 +528,8 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
     if not re.fullmatch(r"\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?", per_client):
         checker.error("RATE_LIMIT_PER_CLIENT", f"{per_client!r} is not a rate", "use e.g. 3000/minute")
 
+    card_processor = _card_processor(checker, raw, env, stripe_key is not None)
+
     redis = _redis(checker, raw)
     sentry = _sentry(checker, raw, env)
 
@@ -537,6 +560,7 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         audit_retention_years=retention,
         rate_limit_enabled=rate_limit_enabled,
         rate_limit_per_client=per_client,
+        card_processor=card_processor,
         warnings=tuple(p for p in problems if p.severity == "warning"),
         **redis,
         **sentry,

@@ -10,6 +10,7 @@ from posomni.config import (
     ConfigurationError,
     Environment,
     Problem,
+    Settings,
     check,
     from_mapping,
     load_settings,
@@ -286,6 +287,26 @@ def test_rate_limit_settings() -> None:
     assert errors_for("RATE_LIMIT_PER_CLIENT", RATE_LIMIT_PER_CLIENT="lots")
     assert not errors_for("RATE_LIMIT_PER_CLIENT", RATE_LIMIT_PER_CLIENT="100/second")
     assert warnings_for("RATE_LIMIT_ENABLED", **{**PRODUCTION, "RATE_LIMIT_ENABLED": "false"})
+
+
+class TestCardProcessor:
+    def test_defaults(self) -> None:
+        assert make(POS_ENV="development").card_processor == "simulated"
+        assert make(**PRODUCTION).card_processor == "none"
+        assert make(STRIPE_SECRET_KEY="sk_test_51ABCdefGHI").card_processor == "stripe"
+
+    def test_simulated_processor_is_refused_in_production(self) -> None:
+        assert errors_for("CARD_PROCESSOR", **{**PRODUCTION, "CARD_PROCESSOR": "simulated"})
+
+    def test_stripe_needs_a_key_and_names_are_checked(self) -> None:
+        assert errors_for("CARD_PROCESSOR", CARD_PROCESSOR="stripe")
+        assert errors_for("CARD_PROCESSOR", CARD_PROCESSOR="paypal")
+
+
+def make(**env: str) -> Settings:
+    settings, problems = check(from_mapping(base_env(**env)))
+    assert settings is not None, problems
+    return settings
 
 
 def test_every_error_is_reported_at_once() -> None:

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from posomni.auth.permissions import Permission
 from posomni.auth.principal import Actor, Principal
 from posomni.auth.service import AuthAdapters, CsrfFailed, csrf_token_for, principal_for
-from posomni.dependencies import DbSession
+from posomni.database import Database
 from posomni.kit.errors import NotAuthenticated, PermissionDenied
 
 SESSION_COOKIE = "posomni_session"
@@ -40,7 +40,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def current_principal(request: Request, session: DbSession, auth: Auth) -> Principal:
+async def current_principal(request: Request, auth: Auth) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
@@ -49,7 +49,12 @@ async def current_principal(request: Request, session: DbSession, auth: Auth) ->
         token, via = request.cookies[SESSION_COOKIE], "cookie"
     else:
         raise NotAuthenticated()
-    principal, _ = await principal_for(session, auth, token, via)
+    # A short session of its own, not the request's transaction: routes that run several transactions of
+    # their own (the checkout saga) must not find a transaction already open — on SQLite it would hold the
+    # write lock for the whole request.
+    database: Database = request.app.state.database
+    async with database.sessionmaker() as session:
+        principal, _ = await principal_for(session, auth, token, via)
     # Double-submit CSRF for browser sessions: a state change must echo the session's CSRF token in a header.
     # Bearer tokens are never sent automatically by a browser, so they need no CSRF token.
     if via == "cookie" and request.method not in SAFE_METHODS:
