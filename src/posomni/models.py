@@ -11,8 +11,8 @@ from posomni.inventory.models import StockLevel, StockMovement
 from posomni.kit.db import Base
 from posomni.outbox.models import OutboxMessage
 from posomni.payments.models import Payment
-from posomni.sales.models import Sale, SaleLine
-from posomni.shifts.models import Shift
+from posomni.sales.models import Sale, SaleLine, StoreCounter
+from posomni.shifts.models import CashMovement, Shift
 from posomni.stores.models import Register, Store
 from posomni.users.models import User
 
@@ -23,6 +23,7 @@ __all__ = [
     "AuditEntry",
     "BackupRecord",
     "Barcode",
+    "CashMovement",
     "Category",
     "ComplianceEvent",
     "Customer",
@@ -38,6 +39,7 @@ __all__ = [
     "StockLevel",
     "StockMovement",
     "Store",
+    "StoreCounter",
     "User",
     "metadata",
 ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     UniqueConstraint,
 )
@@ -86,6 +88,16 @@ class Sale(IdMixin, TimestampMixin, Base):
     # Checkout saga progress, persisted after every step so a crashed process can be recovered.
     checkout_step: Mapped[str | None] = mapped_column(String(32), default=None)
     checkout_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Manager's discount on the whole sale (an amount or a percentage), as entered; the pricing engine turns it
+    # into cents on the lines.
+    manual_discount_cents: Mapped[int | None] = mapped_column(Integer, default=None)
+    manual_discount_percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 4), default=None)
+    discount_approved_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="RESTRICT"), default=None
+    )
+    change_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    loyalty_points_earned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    loyalty_points_redeemed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failure_code: Mapped[str | None] = mapped_column(String(64), default=None)
     failure_message: Mapped[str | None] = mapped_column(String(500), default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -127,7 +139,13 @@ class SaleLine(IdMixin, Base):
     unit_price_cents: Mapped[int] = mapped_column(Integer)
     # Manager price override, per unit, when one was made.
     override_price_cents: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Computed by the pricing engine: promotion and manual parts, and their sum.
+    promotion_discount_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     discount_cents: Mapped[int] = mapped_column(Integer, default=0)
+    # Manager's line discount as entered (an amount for the line, or a percentage).
+    manual_discount_cents: Mapped[int | None] = mapped_column(Integer, default=None)
+    manual_discount_percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 4), default=None)
+    approved_by: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="RESTRICT"), default=None)
     tax_class: Mapped[str] = mapped_column(String(32))
     tax_cents: Mapped[int] = mapped_column(Integer, default=0)
     deposit_cents: Mapped[int] = mapped_column(Integer, default=0)
@@ -142,3 +160,13 @@ class SaleLine(IdMixin, Base):
     restock: Mapped[bool] = mapped_column(Boolean, default=True)
 
     sale: Mapped[Sale] = relationship(back_populates="lines", lazy="raise")
+
+
+class StoreCounter(Base):
+    """Per-store sequences (receipt numbers): incremented under a row lock, so two registers never share one."""
+
+    __tablename__ = "store_counters"
+
+    store_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("stores.id", ondelete="RESTRICT"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,6 +6,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posomni.kit.db import Base, BigIntId, IdMixin, TimestampMixin
+from posomni.kit.time import utcnow
 
 
 class Shift(IdMixin, TimestampMixin, Base):
@@ -39,3 +40,21 @@ class Shift(IdMixin, TimestampMixin, Base):
     counted_cash_cents: Mapped[int | None] = mapped_column(Integer, default=None)
     # Counted minus expected: positive is over, negative is short.
     over_short_cents: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class CashMovement(IdMixin, Base):
+    """Cash into or out of a drawer outside a sale: paid-in, paid-out, and no-sale opens (amount 0)."""
+
+    __tablename__ = "cash_movements"
+    __table_args__ = (
+        CheckConstraint("kind IN ('paid_in', 'paid_out', 'no_sale')", name="kind_known"),
+        CheckConstraint("amount_cents >= 0", name="amount_non_negative"),
+    )
+
+    shift_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("shifts.id", ondelete="RESTRICT"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    actor_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="RESTRICT"))
+    approved_by: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="RESTRICT"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
