@@ -2,11 +2,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posomni.kit.db import Base, BigIntId, IdMixin
 from posomni.kit.time import utcnow
+
+# How a decision was reached. `tender` is the checkout's own check at tender time (sale hours, clerk age).
+EVENT_METHODS = ("scan", "manual", "override", "profile", "tender")
+EVENT_RESULTS = ("passed", "refused", "overridden")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class ComplianceEvent(IdMixin, Base):
@@ -15,9 +23,12 @@ class ComplianceEvent(IdMixin, Base):
 
     __tablename__ = "compliance_events"
     __table_args__ = (
-        CheckConstraint("method IN ('scan', 'manual', 'override', 'profile')", name="method_known"),
-        CheckConstraint("result IN ('passed', 'refused', 'overridden')", name="result_known"),
+        CheckConstraint(_one_of("method", EVENT_METHODS), name="method_known"),
+        CheckConstraint(_one_of("result", EVENT_RESULTS), name="result_known"),
         Index("ix_compliance_events_store_time", "store_id", "occurred_at"),
+        Index("ix_compliance_events_store_business_date", "store_id", "business_date"),
+        # One override per refusal, even when two managers approve at the same moment.
+        Index("ix_compliance_events_overrides_event_id", "overrides_event_id", unique=True),
     )
 
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -44,6 +55,13 @@ class ComplianceEvent(IdMixin, Base):
     override_reason: Mapped[str | None] = mapped_column(String(300), default=None)
     dob_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     expiry_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    # The minimum age the check was made against: the checkout accepts a check only when it covers the
+    # highest minimum age among the sale's lines.
+    checked_min_age: Mapped[int | None] = mapped_column(Integer, default=None)
+    # An override names the refused event it unlocks; every override is an event of its own.
+    overrides_event_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("compliance_events.id", ondelete="RESTRICT"), default=None
+    )
 
 
 def dob_aad(event_id: int) -> str:
