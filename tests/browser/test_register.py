@@ -1,0 +1,210 @@
+"""The register in a real browser: scanning, ID checks, tenders, receipts, returns and the shift."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from playwright.async_api import Page, expect
+
+from tests.browser.support import (
+    CHIPS,
+    COKE,
+    VODKA,
+    licence,
+    open_shift,
+    scan,
+    shot,
+    sign_in,
+    store_today,
+    switch_cashier,
+    years_ago,
+)
+from tests.support import PINS
+
+
+async def test_a_full_sale_by_scanning_paid_in_cash_with_change(page: Page) -> None:
+    await sign_in(page, "cashier")
+    await open_shift(page, "150")
+    await scan(page, COKE)
+    await expect(page.locator("#lines-body tr")).to_have_count(1)
+    await scan(page, CHIPS)
+    await scan(page, "2*" + COKE)
+    await expect(page.locator("#lines-body tr")).to_have_count(2)
+    await shot(page, "register-sale")
+    total = await page.locator("#t-total").inner_text()
+    assert total.startswith("$")
+    await page.keyboard.press("F10")
+    tender = page.get_by_role("dialog", name="Payment")
+    await expect(tender).to_be_visible()
+    await shot(page, "register-tender")
+    await page.keyboard.type("20")
+    await page.keyboard.press("Enter")
+    done = page.get_by_role("dialog", name=re.compile("complete"))
+    await expect(done).to_be_visible()
+    await expect(page.locator("#done-receipt")).to_contain_text("TOTAL")
+    await shot(page, "register-receipt")
+
+
+async def test_an_underage_licence_is_refused_and_an_adult_one_lets_the_sale_through(page: Page) -> None:
+    today = store_today()
+    underage = licence(dob=years_ago(18, today), expires=today + timedelta(days=365 * 4))
+    adult = licence(dob=years_ago(30, today), expires=today + timedelta(days=365 * 4))
+    await sign_in(page, "cashier")
+    await open_shift(page, "100")
+    await scan(page, VODKA)
+    banner = page.locator("#id-banner")
+    await expect(banner).to_contain_text("ID REQUIRED")
+    # The scanner types the licence into the scan field, control characters and all.
+    await expect(page.locator("#scan")).to_be_focused()
+    await page.keyboard.type(underage)
+    result = page.get_by_role("dialog", name="UNDERAGE")
+    await expect(result).to_be_visible()
+    await expect(page.locator("#scan")).to_have_value("")
+    await expect(page.locator("#lines-body tr")).to_have_count(1)  # no keystroke reached the scan field
+    await expect(result.get_by_role("button", name=re.compile("override"))).to_be_hidden()
+    await shot(page, "register-id-underage")
+    await page.keyboard.press("Enter")
+    await expect(banner).to_contain_text("UNDERAGE")
+    # The minor's sale is cancelled; the next customer is an adult.
+    await page.keyboard.press("Alt+C")
+    await page.get_by_role("dialog", name="Are you sure?").get_by_role("button", name=re.compile("Yes")).click()
+    await expect(page.locator("#lines-body tr")).to_have_count(0)
+    await scan(page, VODKA)
+    await expect(banner).to_contain_text("ID REQUIRED")
+    await page.keyboard.press("F10")
+    await expect(page.locator("#message")).to_contain_text("ID")
+    await page.keyboard.type(adult)
+    result = page.get_by_role("dialog", name="OF AGE")
+    await expect(result).to_be_visible()
+    await shot(page, "register-id-of-age")
+    await page.keyboard.press("Enter")
+    await expect(banner).to_be_hidden()
+    await page.keyboard.press("F10")
+    await expect(page.get_by_role("dialog", name="Payment")).to_be_visible()
+    await page.keyboard.press("F2")  # exact cash
+    await expect(page.get_by_role("dialog", name=re.compile("complete"))).to_be_visible()
+    await expect(page.locator("#done-change")).to_have_text("$0.00")
+
+
+async def test_an_expired_licence_can_be_overridden_by_a_manager(page: Page) -> None:
+    today = store_today()
+    expired = licence(dob=years_ago(40, today), expires=today - timedelta(days=3))
+    await sign_in(page, "cashier")
+    await open_shift(page, "100")
+    await scan(page, VODKA)
+    await page.keyboard.press("F9")
+    await expect(page.get_by_role("dialog", name="ID check")).to_be_visible()
+    await page.keyboard.type(expired)
+    result = page.get_by_role("dialog", name="EXPIRED")
+    await expect(result).to_be_visible()
+    await page.keyboard.press("Alt+O")
+    override = page.get_by_role("dialog", name="Manager override")
+    await override.get_by_label("Manager username").fill("manager")
+    await override.get_by_label("Manager PIN or password").fill(PINS["manager"])
+    await override.get_by_label("Reason").fill("Licence renewed, paper copy seen")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("dialog", name="OF AGE")).to_be_visible()
+
+
+async def pay_cash_exact(page: Page) -> str:
+    await page.keyboard.press("F10")
+    await expect(page.get_by_role("dialog", name="Payment")).to_be_visible()
+    await page.keyboard.press("F2")
+    done = page.get_by_role("dialog", name=re.compile("complete"))
+    await expect(done).to_be_visible()
+    receipt = await page.locator("#done-title").inner_text()
+    await page.keyboard.press("Enter")
+    await expect(done).to_be_hidden()
+    match = re.search(r"[A-Z0-9][A-Z0-9-]*-\d{8}", receipt)
+    assert match is not None, receipt
+    return match.group(0)
+
+
+async def test_split_tender_card_on_the_simulated_processor_and_cash(page: Page) -> None:
+    await sign_in(page, "cashier")
+    await open_shift(page, "100")
+    await scan(page, CHIPS)
+    await scan(page, "3*" + COKE)
+    await page.keyboard.press("F10")
+    tender = page.get_by_role("dialog", name="Payment")
+    await expect(tender.get_by_label("Test card")).to_be_visible()
+    await tender.get_by_label("Test card").select_option(label="mastercard")
+    await tender.get_by_label("Amount (dollars)", exact=True).fill("10")
+    await page.keyboard.press("F7")
+    await expect(page.locator("#tender-list")).to_contain_text("Card")
+    await expect(page.locator("#tender-due")).not_to_have_text("$0.00")
+    await tender.get_by_label("Amount (dollars)", exact=True).fill("20")
+    await shot(page, "register-split-tender")
+    await page.keyboard.press("Enter")
+    done = page.get_by_role("dialog", name=re.compile("complete"))
+    await expect(done).to_be_visible()
+    receipt = page.locator("#done-receipt")
+    await expect(receipt).to_contain_text("CHANGE")
+    await expect(receipt).to_contain_text("4444")  # the simulated Mastercard's last four digits
+    await expect(receipt).to_contain_text("$20.00")
+    await page.keyboard.press("Enter")
+    # Reprint: the copy is marked as such.
+    await page.keyboard.press("Alt+P")
+    copy = page.get_by_role("dialog", name="Receipt copy")
+    await expect(copy.locator("#document-body")).to_contain_text("COPY")
+    await shot(page, "register-reprint-copy")
+
+
+async def test_card_on_the_register_reader_with_its_status_and_cancel(page: Page) -> None:
+    await sign_in(page, "cashier", register="2")
+    await open_shift(page, "100")
+    await scan(page, CHIPS)
+    await page.keyboard.press("F10")
+    await expect(page.get_by_role("dialog", name="Payment")).to_be_visible()
+    await page.keyboard.press("F7")
+    status = page.locator("#reader-status")
+    await expect(status).to_contain_text("Waiting for the customer's card")
+    await shot(page, "register-card-reader")
+    await page.keyboard.press("Escape")  # cancels the card, not the payment screen
+    await expect(page.locator("#reader-panel")).to_be_hidden()
+    await expect(page.get_by_role("dialog", name="Payment")).to_be_visible()
+    await page.keyboard.press("F7")
+    await expect(status).to_contain_text("Waiting")
+    await page.get_by_role("button", name="Simulate a tap (test)").click()
+    done = page.get_by_role("dialog", name=re.compile("complete"))
+    await expect(done).to_be_visible()
+    await expect(page.locator("#done-receipt")).to_contain_text("4242")
+
+
+async def test_return_by_receipt_number_and_closing_the_shift_with_the_z_report(page: Page) -> None:
+    await sign_in(page, "cashier")
+    await open_shift(page, "150")
+    await scan(page, CHIPS)
+    await scan(page, COKE)
+    number = await pay_cash_exact(page)
+    # The customer brings the chips back: the receipt's barcode is scanned into the scan field.
+    await scan(page, number)
+    returns = page.get_by_role("dialog", name="Return")
+    await expect(returns.locator("#returns-lines")).to_contain_text("Lay's")
+    await returns.locator("input.qty").nth(1).fill("0")  # keep the cola
+    await returns.get_by_label("Reason").fill("Bag was open")
+    await shot(page, "register-return")
+    await page.keyboard.press("Enter")
+    refund = page.get_by_role("dialog", name=re.compile("Return .* refund"))
+    await expect(refund).to_be_visible()
+    await expect(refund.locator("#document-body")).to_contain_text("RETURN")
+    await page.keyboard.press("Escape")
+    # No sale (audited) and the X report are the cashier's; closing the shift takes a manager.
+    await page.keyboard.press("Alt+N")
+    await page.get_by_role("dialog", name=re.compile("no sale")).get_by_label("Reason").fill("Change for the safe")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#message")).to_contain_text("Drawer opened")
+    await page.keyboard.press("Alt+X")
+    await expect(page.get_by_role("dialog", name=re.compile("X report"))).to_contain_text("Expected cash")
+    await page.keyboard.press("Escape")
+    await switch_cashier(page, "manager")
+    await expect(page.locator("#shift-status")).to_contain_text("open")
+    await page.keyboard.press("Alt+Z")
+    await page.get_by_label("Counted cash (dollars)").fill("155")
+    await page.keyboard.press("Enter")
+    z_report = page.get_by_role("dialog", name=re.compile("Z report"))
+    await expect(z_report).to_be_visible()
+    await expect(z_report.locator("#document-body")).to_contain_text("Over / short")
+    await expect(page.locator("#shift-status")).to_contain_text("No open shift")
+    await shot(page, "register-z-report")
