@@ -30,6 +30,12 @@ async function submit(event, path, fields) {
   try {
     const session = await api("POST", path, { body: { ...fields.credentials, register_id: registerId } });
     if (registerId) localStorage.setItem(REGISTER_KEY, String(registerId));
+    if (!registerId && !session.user.permissions.includes("reports.view")) {
+      // A cashier has nothing to do outside a register: sign out again and ask for it.
+      await api("POST", "/auth/logout");
+      error.textContent = "Choose this terminal's register to sell.";
+      return;
+    }
     window.location.assign(home(session.user));
   } catch (exc) {
     error.textContent = describe(exc);

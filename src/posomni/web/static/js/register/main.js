@@ -195,7 +195,12 @@ function moveSelection(step) {
 }
 
 function onKeydown(event) {
-  if (anyDialogOpen()) return; // each dialog handles its own keys
+  if (anyDialogOpen()) {
+    // Each dialog handles its own keys; the browser's own function keys (help, find, caret browsing,
+    // menu …) never fire on the register.
+    if (/^F([1-9]|10|12)$/.test(event.key)) event.preventDefault();
+    return;
+  }
   const name =
     FUNCTION_KEYS[event.key] ||
     (event.altKey && !event.ctrlKey && !event.metaKey ? ALT_KEYS[event.code] : undefined);
