@@ -23,5 +23,9 @@ class BackupRecord(IdMixin, Base):
     location: Mapped[str] = mapped_column(String(500), default="")
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Set by the last `backup verify` that passed; cleared (and verify_error set) when a later one fails.
     verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    verify_error: Mapped[str | None] = mapped_column(Text, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # When retention deleted the file; the row stays as the history of backups taken.
+    pruned_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,1 @@
+"""`posomni preflight`: the pre-deployment checklist as checks."""
