@@ -66,6 +66,11 @@ async def start(
         assert register is not None and store is not None  # foreign keys
         if not register.card_reader_id:
             raise NoCardReader()
+        if amount_cents > sale.total_cents:
+            # Change is given in cash only: a card never pays more than the sale (the checkout checks it too).
+            raise ValidationFailed(
+                "The card amount is more than the sale's total.", details={"total_cents": sale.total_cents}
+            )
         reader_id, currency = register.card_reader_id, store.currency
         attempt = 1 + int(
             await session.scalar(

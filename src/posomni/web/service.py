@@ -19,7 +19,7 @@ from posomni.catalog.models import Category, Product
 from posomni.compliance import service as compliance
 from posomni.compliance.models import ComplianceEvent
 from posomni.compliance.repository import covering_condition, sale_min_age
-from posomni.compliance.rules import SaleHoursError, store_local_date
+from posomni.compliance.rules import store_local_date
 from posomni.config import Settings
 from posomni.customers import service as customers
 from posomni.kit.errors import NotFound, PermissionDenied, ValidationFailed
@@ -31,6 +31,7 @@ from posomni.sales import service as sales
 from posomni.sales.models import Sale, SaleKind, SaleLine, SaleStatus
 from posomni.shifts.models import Shift
 from posomni.stores.models import Register, Store
+from posomni.stores.service import StoreSettingsBroken
 from posomni.users.models import User
 from posomni.web.schemas import (
     CardMethod,
@@ -77,7 +78,8 @@ async def register_status(
     try:
         decision = compliance.sale_hours_at(store, utcnow())
         hours = SaleHoursNow(allowed=decision.allowed, reason=decision.reason)
-    except (SaleHoursError, ValueError):
+    except StoreSettingsBroken:
+        # The checkout refuses age-restricted sales then too (`store_settings_invalid`).
         hours = SaleHoursNow(allowed=False, reason="invalid_settings")
     methods = _card_methods(settings, gateway)
     reader = register.card_reader_id if gateway is not None else None
