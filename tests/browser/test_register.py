@@ -8,6 +8,7 @@ from datetime import timedelta
 from playwright.async_api import Page, expect
 
 from tests.browser.support import (
+    ARTIFACTS,
     CHIPS,
     COKE,
     VODKA,
@@ -44,6 +45,13 @@ async def test_a_full_sale_by_scanning_paid_in_cash_with_change(page: Page) -> N
     await expect(done).to_be_visible()
     await expect(page.locator("#done-receipt")).to_contain_text("TOTAL")
     await shot(page, "register-receipt")
+    # What the browser prints: the receipt alone, on 80 mm paper.
+    await page.emulate_media(media="print")
+    await expect(page.locator("#print-area")).to_be_visible()
+    await expect(page.locator("#print-area")).to_contain_text("CHANGE")
+    await expect(page.locator(".register-main")).to_be_hidden()
+    await page.pdf(path=str(ARTIFACTS / "receipt.pdf"), prefer_css_page_size=True)
+    await page.emulate_media(media="screen")
 
 
 async def test_an_underage_licence_is_refused_and_an_adult_one_lets_the_sale_through(page: Page) -> None:

@@ -33,7 +33,7 @@ export function showCaptureState(captureState) {
     idle: dialog.open ? "Press F9 to scan a licence." : "",
     manual: "Manual entry. Press F9 to scan a licence instead.",
   }[captureState];
-  if (captureState === "capturing" || captureState === "pending") say("Reading the ID…", "info");
+  if (captureState === "capturing") say("Reading the ID…", "info");
 }
 
 export function open() {
