@@ -50,7 +50,8 @@ async def test_a_full_sale_by_scanning_paid_in_cash_with_change(page: Page) -> N
     await expect(page.locator("#print-area")).to_be_visible()
     await expect(page.locator("#print-area")).to_contain_text("CHANGE")
     await expect(page.locator(".register-main")).to_be_hidden()
-    await page.pdf(path=str(ARTIFACTS / "receipt.pdf"), prefer_css_page_size=True)
+    pdf = await page.pdf(path=str(ARTIFACTS / "receipt.pdf"), prefer_css_page_size=True)
+    assert re.search(rb"/MediaBox \[0 0 22[67]\.", pdf), "the receipt prints 80 mm (227 pt) wide"
     await page.emulate_media(media="screen")
 
 
