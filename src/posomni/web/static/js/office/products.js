@@ -113,9 +113,10 @@ async function showHistory(found) {
 async function open(productId) {
   const found = await api("GET", `/catalog/products/${productId}`);
   fill(found);
+  // Focus first: moving it after the slower loads below could take keys already being typed elsewhere.
+  $("#p-name").focus();
   await showPackStructure(found);
   await showHistory(found);
-  $("#p-name").focus();
 }
 
 function bodyOf(values) {

@@ -91,7 +91,7 @@ function renderStatus() {
   $("#store-name").textContent = status.store_name;
   $("#register-name").textContent = status.register_name;
   const hours = $("#hours-status");
-  hours.textContent = status.sale_hours.allowed ? "Alcohol sales: open" : "Alcohol sales: OUT OF HOURS";
+  hours.textContent = status.sale_hours.allowed ? "Alcohol: open" : "Alcohol: OUT OF HOURS";
   hours.dataset.kind = status.sale_hours.allowed ? "ok" : "bad";
 }
 
