@@ -1,0 +1,133 @@
+"""Idempotency keys for requests that move money (completing a sale, refunds, voids).
+
+A key is stored in the database (unique per scope), so the guarantee holds across app processes. The first
+request with a key runs; a repeat gets the stored response without anything running again; the same key with
+a different body is refused. Refusals the client caused (4xx) are stored like successes — a retried declined
+card stays declined — while an unexpected failure frees the key so a retry runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from posomni.database import Database
+from posomni.idempotency.models import IdempotencyKey
+from posomni.kit.errors import Conflict, PosError, ValidationFailed
+from posomni.kit.time import utcnow
+
+MAX_KEY_LENGTH = 200
+# A request still "in progress" after this long died with its process; a retry may take the key over.
+STALE_AFTER = timedelta(minutes=5)
+
+
+class KeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still running; retry in a moment."
+
+
+class KeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was used with a different request body."
+
+
+class KeyInvalid(ValidationFailed):
+    code = "idempotency_key_invalid"
+    default_message = "The Idempotency-Key header must be 1 to 200 visible characters."
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: dict[str, Any]
+
+
+def body_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_key(key: str) -> str:
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise KeyInvalid()
+    return key
+
+
+async def begin(database: Database, scope: str, key: str, request_hash: str) -> StoredResponse | None:
+    """Claim the key (own transaction). Returns the stored response when the request already ran."""
+    try:
+        async with database.unit_of_work() as session:
+            session.add(IdempotencyKey(scope=scope, key=key, request_hash=request_hash))
+        return None
+    except IntegrityError:
+        pass
+    async with database.unit_of_work() as session:
+        row = await session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key).with_for_update()
+        )
+        if row is None:  # freed by a failed attempt in the meantime: try once more
+            session.add(IdempotencyKey(scope=scope, key=key, request_hash=request_hash))
+            return None
+        if row.request_hash != request_hash:
+            raise KeyReused()
+        if row.status == "completed" and row.response_status is not None and row.response_body is not None:
+            return StoredResponse(row.response_status, row.response_body)
+        if utcnow() - row.created_at < STALE_AFTER:
+            raise KeyInUse()
+        row.created_at = utcnow()
+        return None
+
+
+async def finish(database: Database, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
+    async with database.unit_of_work() as session:
+        row = await session.scalar(
+            select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        )
+        if row is not None:
+            row.status = "completed"
+            row.response_status = status
+            row.response_body = body
+            row.completed_at = utcnow()
+
+
+async def release(database: Database, scope: str, key: str) -> None:
+    async with database.unit_of_work() as session:
+        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key))
+
+
+async def run_once(
+    database: Database,
+    *,
+    scope: str,
+    key: str | None,
+    body: Any,
+    call: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+) -> StoredResponse:
+    """Run `call` at most once per (scope, key); without a key it simply runs."""
+    if key is None:
+        status, payload = await call()
+        return StoredResponse(status, payload)
+    key = check_key(key)
+    stored = await begin(database, scope, key, body_hash(body))
+    if stored is not None:
+        return stored
+    try:
+        status, payload = await call()
+    except PosError as exc:
+        if exc.status_code < 500:
+            await finish(database, scope, key, exc.status_code, exc.to_dict())
+        else:
+            await release(database, scope, key)
+        raise
+    except BaseException:
+        await release(database, scope, key)
+        raise
+    await finish(database, scope, key, status, payload)
+    return StoredResponse(status, payload)

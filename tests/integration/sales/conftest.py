@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from posomni.catalog.models import Barcode, Product
+from posomni.config import Settings
+from posomni.database import Database
+from posomni.inventory.models import StockLevel
+from tests.support import running_app, seed_demo, sign_in
+
+# Demo products (src/posomni/seed/products.csv) that need no ID check.
+COKE = "MIX-COKE-2L"  # $3.29, standard tax
+LIMES = "PRO-LIME-1"  # $0.50, tax exempt
+CHIPS = "SNK-LAYS-8"  # $4.79
+VODKA = "VOD-TITO-750"  # $21.99, 21+
+
+
+@dataclass
+class Register:
+    app: FastAPI
+    http: httpx.AsyncClient
+    database: Database
+    cashier: dict[str, str]
+    manager: dict[str, str]
+    shift_id: int
+    codes: dict[str, str]
+
+    async def new_sale(self) -> dict[str, Any]:
+        response = await self.http.post("/sales", json={}, headers=self.cashier)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def scan(self, sale_id: int, sku: str, quantity: int = 1) -> dict[str, Any]:
+        response = await self.http.post(
+            f"/sales/{sale_id}/items", json={"code": self.codes[sku], "quantity": quantity}, headers=self.cashier
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def complete(self, sale_id: int, tenders: list[dict[str, Any]], key: str | None = None) -> httpx.Response:
+        headers = dict(self.cashier)
+        if key:
+            headers["Idempotency-Key"] = key
+        return await self.http.post(f"/sales/{sale_id}/complete", json={"tenders": tenders}, headers=headers)
+
+    async def stock(self, sku: str) -> int:
+        async with self.database.sessionmaker() as session:
+            product = await session.scalar(select(Product).where(Product.sku == sku))
+            assert product is not None
+            level = await session.get(StockLevel, (1, product.base_product_id or product.id))
+            assert level is not None
+            return level.on_hand - level.reserved
+
+
+@pytest.fixture
+async def register(settings: Settings, database: Database) -> AsyncIterator[Register]:
+    await seed_demo(database)
+    async with database.sessionmaker() as session:
+        codes = {
+            sku: gtin[2:] if gtin.startswith("00") else gtin  # as a scanner sends a UPC-A
+            for sku, gtin in await session.execute(select(Product.sku, Barcode.gtin).join(Barcode))
+        }
+    async with running_app(settings, database) as (app, http):
+        cashier = await sign_in(http, "cashier", register_id=1)
+        manager = await sign_in(http, "manager", register_id=1)
+        shift = await http.post("/shifts", json={"register_id": 1, "opening_float_cents": 20000}, headers=cashier)
+        assert shift.status_code == 201, shift.text
+        yield Register(app, http, database, cashier, manager, shift.json()["id"], codes)
