@@ -6,18 +6,20 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posomni.audit import service as audit
+from posomni.auth.permissions import Permission, allows
 from posomni.auth.principal import Actor, Principal
 from posomni.auth.revocation import RevocationStore
 from posomni.cache.ratelimit import RateLimiter
 from posomni.kit.errors import NotAuthenticated, PosError, TooManyRequests, ValidationFailed
 from posomni.kit.time import utcnow
 from posomni.security.crypto import EncryptionService
-from posomni.security.passwords import MIN_BCRYPT_COST, verify_or_dummy, verify_pin
+from posomni.security.passwords import MIN_BCRYPT_COST, verify_or_dummy, verify_password, verify_pin
 from posomni.security.tokens import AccessClaims, AccessTokenCodec, IssuedToken
 from posomni.stores.models import Register
 from posomni.users.models import Role, User
@@ -318,3 +320,120 @@ def end_all_sessions(user: User) -> None:
 
 def is_manager_or_above(role: str) -> bool:
     return role in (Role.MANAGER.value, Role.ADMIN.value)
+
+
+class ManagerApprovalFailed(PosError):
+    status_code = 403
+    code = "manager_approval_failed"
+    default_message = "Manager approval failed: wrong manager, PIN or password."
+    keeps_records = True
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerCredentials:
+    """What a manager enters at the register to approve something: a PIN or a password, never a session."""
+
+    username: str
+    pin: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_secret(cls, username: str, secret: str) -> ManagerCredentials:
+        # Registers offer one field; all digits (4–8) is a PIN, anything else a password.
+        if secret.isdigit() and 4 <= len(secret) <= 8:
+            return cls(username, pin=secret)
+        return cls(username, password=secret)
+
+
+async def verify_manager(
+    session: AsyncSession,
+    adapters: AuthAdapters,
+    actor: Actor,
+    credentials: ManagerCredentials,
+    *,
+    store_id: int | None,
+    client_address: str,
+    failure_action: str,
+    details: dict[str, Any] | None = None,
+    not_user_id: int | None = None,
+) -> User:
+    """The manager (or admin) whose credentials these are, allowed to approve in this store. Otherwise record the
+    failure, count it toward that manager's lock-out and the sign-in rate limits exactly like a failed sign-in,
+    and raise `ManagerApprovalFailed` (or `PinLocked`)."""
+    name = normalise_username(credentials.username)
+    using_pin = credentials.pin is not None
+    secret = credentials.pin if credentials.pin is not None else credentials.password or ""
+    scope = "pin" if using_pin else "login"
+    manager = await session.scalar(select(User).where(func.lower(User.username) == name))
+    now = utcnow()
+    if using_pin and manager is not None and manager.pin_locked_until is not None and manager.pin_locked_until > now:
+        raise PinLocked("That manager's PIN is locked; the manager may use the password instead.")
+    await _throttle(adapters, scope, name, client_address)
+    eligible = (
+        manager is not None
+        and manager.is_active
+        and allows(manager.role, Permission.OVERRIDE)
+        and manager.store_id in (None, store_id)
+        and manager.id != not_user_id
+    )
+    stored = None
+    if manager is not None and eligible:
+        stored = manager.pin_hash if using_pin else manager.password_hash
+    if stored is None:
+        # The same bcrypt time as a real check: timing must not tell which usernames are managers.
+        _dummy_check(adapters, secret)
+        ok = False
+    else:
+        ok = verify_pin(stored, secret) if using_pin else verify_password(stored, secret)
+    if ok and manager is not None:
+        if using_pin:
+            manager.failed_pin_attempts = 0
+            manager.pin_locked_until = None
+        return manager
+    await _count_failure(adapters, scope, name, client_address)
+    credential = "pin" if using_pin else "password"
+    why = "unknown_user" if manager is None else ("not_allowed" if not eligible else f"wrong_{credential}")
+    record: dict[str, Any] = {**(details or {}), "manager": name, "credential": credential, "why": why}
+    if manager is not None and eligible and stored is not None:
+        if using_pin:
+            manager.failed_pin_attempts += 1
+            record["attempts"] = manager.failed_pin_attempts
+        else:
+            manager.failed_login_attempts += 1
+    await audit.record(
+        session, adapters.crypto, actor, failure_action, store_id=store_id,
+        target_type="user", target_id=manager.id if manager else None, details=record,
+    )  # fmt: skip
+    if manager is not None and using_pin and manager.failed_pin_attempts >= PIN_ATTEMPTS_BEFORE_LOCK:
+        manager.pin_locked_until = now + _pin_lock_duration(manager.failed_pin_attempts)
+        await audit.record(
+            session, adapters.crypto, Actor(user_id=manager.id, role=manager.role, request_id=actor.request_id),
+            "auth.pin_locked", store_id=manager.store_id, target_type="user", target_id=manager.id,
+            details={"until": manager.pin_locked_until.isoformat(), "attempts": manager.failed_pin_attempts},
+        )  # fmt: skip
+        raise PinLocked()
+    raise ManagerApprovalFailed()
+
+
+async def approving_manager(
+    session: AsyncSession,
+    adapters: AuthAdapters,
+    principal: Principal,
+    credentials: ManagerCredentials | None,
+    *,
+    action: str,
+    request_id: str | None,
+    client_address: str,
+) -> User:
+    """Who approves a manager-only action at the register: the signed-in user when they may approve it
+    themselves, otherwise the manager whose credentials were entered (see `verify_manager`)."""
+    if credentials is None:
+        if principal.can(Permission.OVERRIDE):
+            user = await session.get(User, principal.user_id)
+            assert user is not None
+            return user
+        raise ManagerApprovalFailed("A manager must approve this: enter a manager's username and PIN or password.")
+    return await verify_manager(
+        session, adapters, Actor.of(principal, request_id), credentials, store_id=principal.store_id,
+        client_address=client_address, failure_action="auth.manager_approval_failed", details={"action": action},
+    )  # fmt: skip

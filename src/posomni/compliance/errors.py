@@ -89,13 +89,6 @@ class AlreadyOverridden(Conflict):
     default_message = "This check has already been overridden."
 
 
-class ManagerApprovalFailed(PosError):
-    status_code = 403
-    code = "manager_approval_failed"
-    default_message = "Manager approval failed: wrong manager, PIN or password."
-    keeps_records = True
-
-
 class ManualEntryIncomplete(ValidationFailed):
     code = "manual_entry_incomplete"
     default_message = "Manual entry needs the date of birth, the expiry date, the document type and the photo compared."

@@ -11,41 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posomni.audit import service as audit
-from posomni.auth.permissions import Permission, allows
 from posomni.auth.principal import Actor
-from posomni.auth.service import (
-    PIN_ATTEMPTS_BEFORE_LOCK,
-    AuthAdapters,
-    PinLocked,
-    _count_failure,
-    _pin_lock_duration,
-    _throttle,
-    normalise_username,
-)
+from posomni.auth.service import AuthAdapters, ManagerCredentials, verify_manager
 from posomni.compliance import errors, repository
 from posomni.compliance import service as compliance
 from posomni.compliance.models import ComplianceEvent
 from posomni.compliance.rules import age_allowed_on, store_local_date
 from posomni.kit.errors import NotFound
-from posomni.kit.time import utcnow
-from posomni.security.passwords import MIN_BCRYPT_COST, verify_or_dummy, verify_password, verify_pin
 from posomni.stores import service as stores
-from posomni.users.models import User
 
 UNDERAGE = "The customer is under age: an underage sale can never be overridden."
-
-
-@dataclass(frozen=True, slots=True)
-class ManagerCredentials:
-    username: str
-    pin: str | None = None
-    password: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,75 +51,6 @@ async def _refuse(
         details={"event_id": refused.id, "refused_reason": refused.reason, "why": why},
     )  # fmt: skip
     return errors.OverrideNotAllowed(message, details={"event_id": refused.id, "reason": refused.reason, "why": why})
-
-
-async def verify_manager(
-    session: AsyncSession,
-    adapters: AuthAdapters,
-    actor: Actor,
-    credentials: ManagerCredentials,
-    *,
-    store_id: int,
-    client_address: str,
-    not_user_id: int | None,
-    event_id: int,
-) -> User:
-    """The manager whose credentials these are, allowed to override in this store; otherwise record the failure
-    (and count it toward their lock-out) and raise `ManagerApprovalFailed`."""
-    name = normalise_username(credentials.username)
-    using_pin = credentials.pin is not None
-    secret = credentials.pin if credentials.pin is not None else credentials.password or ""
-    scope = "pin" if using_pin else "login"
-    manager = await session.scalar(select(User).where(func.lower(User.username) == name))
-    # Lock-outs run on real time, whatever instant the check is decided at.
-    now = utcnow()
-    if using_pin and manager is not None and manager.pin_locked_until is not None and manager.pin_locked_until > now:
-        raise PinLocked("That manager's PIN is locked; the manager may use the password instead.")
-    await _throttle(adapters, scope, name, client_address)
-    eligible = (
-        manager is not None
-        and manager.is_active
-        and allows(manager.role, Permission.OVERRIDE)
-        and manager.store_id in (None, store_id)
-        and manager.id != not_user_id
-    )
-    stored = None
-    if manager is not None and eligible:
-        stored = manager.pin_hash if using_pin else manager.password_hash
-    if stored is None:
-        # The same bcrypt time as a real check: timing must not tell which usernames are managers.
-        verify_or_dummy(None, secret, cost=adapters.hash_cost, allow_insecure_cost=adapters.hash_cost < MIN_BCRYPT_COST)
-        ok = False
-    else:
-        ok = verify_pin(stored, secret) if using_pin else verify_password(stored, secret)
-    if ok and manager is not None:
-        if using_pin:
-            manager.failed_pin_attempts = 0
-            manager.pin_locked_until = None
-        return manager
-    await _count_failure(adapters, scope, name, client_address)
-    credential = "pin" if using_pin else "password"
-    why = "unknown_user" if manager is None else ("not_allowed" if not eligible else f"wrong_{credential}")
-    details: dict[str, Any] = {"event_id": event_id, "manager": name, "credential": credential}
-    if manager is not None and eligible and stored is not None:
-        if using_pin:
-            manager.failed_pin_attempts += 1
-            details["attempts"] = manager.failed_pin_attempts
-        else:
-            manager.failed_login_attempts += 1
-    await audit.record(
-        session, adapters.crypto, actor, "compliance.override_failed", store_id=store_id,
-        target_type="user", target_id=manager.id if manager else None, details={**details, "why": why},
-    )  # fmt: skip
-    if manager is not None and using_pin and manager.failed_pin_attempts >= PIN_ATTEMPTS_BEFORE_LOCK:
-        manager.pin_locked_until = now + _pin_lock_duration(manager.failed_pin_attempts)
-        await audit.record(
-            session, adapters.crypto, Actor(user_id=manager.id, role=manager.role, request_id=actor.request_id),
-            "auth.pin_locked", store_id=manager.store_id, target_type="user", target_id=manager.id,
-            details={"until": manager.pin_locked_until.isoformat(), "attempts": manager.failed_pin_attempts},
-        )  # fmt: skip
-        raise PinLocked()
-    raise errors.ManagerApprovalFailed()
 
 
 async def override(
@@ -200,8 +111,9 @@ async def override(
 
     manager = await verify_manager(
         session, adapters, actor, credentials, store_id=store.id, client_address=client_address,
+        failure_action="compliance.override_failed", details={"event_id": refused.id},
         # A clerk too young to sell cannot approve their own sale.
-        not_user_id=refused.clerk_id if why == "clerk_too_young" else None, event_id=refused.id,
+        not_user_id=refused.clerk_id if why == "clerk_too_young" else None,
     )  # fmt: skip
     event = ComplianceEvent(
         occurred_at=now, business_date=on, store_id=store.id, register_id=actor.register_id,

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from posomni.auth.dependencies import Auth, actor, client_address, require
 from posomni.auth.permissions import Permission
 from posomni.auth.principal import Principal
+from posomni.auth.service import ManagerCredentials
 from posomni.compliance import overrides, reports, service
 from posomni.compliance.dependencies import Now
 from posomni.compliance.schemas import (
@@ -87,7 +88,7 @@ async def override(
     principal: Checker,
     now: Now,
 ) -> OverrideOut:
-    credentials = overrides.ManagerCredentials(body.manager_username, body.manager_pin, body.manager_password)
+    credentials = ManagerCredentials(body.manager_username, body.manager_pin, body.manager_password)
     event = await overrides.override(
         session, auth, actor(request, principal), event_id=event_id, credentials=credentials, reason=body.reason,
         now=now, client_address=client_address(request),
