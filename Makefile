@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint format services lock clean
+.PHONY: help venv run test lint format services browser lock clean
 
 help:
 	@echo "make run    set up (venv, .env, SQLite database, demo data) and start on http://127.0.0.1:8000"
@@ -27,7 +27,7 @@ venv: $(STAMP)
 run: venv
 	@test -f .env || $(BIN)/posomni setup-env --non-interactive --env development
 	$(BIN)/posomni db setup
-	$(BIN)/posomni serve
+	$(BIN)/posomni serve --with-worker
 
 lint: venv
 	$(BIN)/ruff check src tests
@@ -41,7 +41,10 @@ format: venv
 services:
 	scripts/services.sh
 
-test: venv lint services
+browser:
+	scripts/browser.sh
+
+test: venv lint services browser
 	$(BIN)/pytest
 
 lock: venv

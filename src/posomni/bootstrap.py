@@ -9,6 +9,9 @@ from posomni.auth.service import AuthAdapters
 from posomni.cache.ratelimit import RateLimiter
 from posomni.cache.service import CacheService
 from posomni.config import Settings
+from posomni.payments.gateway import PaymentGateway
+from posomni.payments.simulated import SimulatedCardProcessor
+from posomni.payments.stripe_adapter import StripeGateway
 from posomni.security.crypto import EncryptionService, StaticKeyProvider
 from posomni.security.tokens import AccessTokenCodec
 
@@ -20,6 +23,15 @@ def encryption(settings: Settings) -> EncryptionService:
             settings.audit_log_encryption_key.get_secret_value(), old.get_secret_value() if old else None
         )
     )
+
+
+def card_gateway(settings: Settings) -> PaymentGateway | None:
+    """The card processor chosen by CARD_PROCESSOR (none: card tenders are refused, cash still works)."""
+    if settings.card_processor == "simulated":
+        return SimulatedCardProcessor()
+    if settings.card_processor == "stripe":
+        return StripeGateway.from_settings(settings)
+    return None
 
 
 def auth_adapters(settings: Settings, cache: CacheService, crypto: EncryptionService) -> AuthAdapters:

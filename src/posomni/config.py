@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import ipaddress
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,6 +47,12 @@ PLACEHOLDER_SECRETS = frozenset(
         "<32+ character secure secret>",
     }
 )
+
+# A network the metrics may be scraped from (METRICS_ALLOWED_NETWORKS).
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Outside production, a Prometheus on the same machine may scrape without a token. Not in production: behind a
+# reverse proxy on the same host every outside request could look local.
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
 
 DEFAULT_DATA_DIR = "var"
 DEFAULT_ENV_FILE = ".env"
@@ -104,6 +112,12 @@ class Settings:
     data_dir: Path
     backup_dir: Path
     backup_max_age_hours: float
+    backup_keep_daily: int
+    backup_keep_weekly: int
+    # Store-local time of day for the worker's daily backup; None when the worker does not take backups.
+    backup_schedule: time | None
+    # The https address registers and browsers use (TLS ends at the reverse proxy); preflight requires it.
+    public_url: str | None
     log_level: str
     log_format: Literal["json", "console"]
     password_hash_cost: int
@@ -111,6 +125,10 @@ class Settings:
     rate_limit_enabled: bool
     rate_limit_per_client: str
     card_processor: Literal["stripe", "simulated", "none"]
+    metrics_token: SecretStr | None
+    metrics_allowed_networks: tuple[Network, ...]
+    slow_query_ms: int
+    slow_request_ms: int
     warnings: tuple[Problem, ...] = field(default=())
 
     @property
@@ -162,6 +180,10 @@ class RawEnvironment(BaseSettings):
     posomni_data_dir: str | None = None
     backup_dir: str | None = None
     backup_max_age_hours: str | None = None
+    backup_keep_daily: str | None = None
+    backup_keep_weekly: str | None = None
+    backup_schedule: str | None = None
+    public_url: str | None = None
     log_level: str | None = None
     log_format: str | None = None
     password_hash_cost: str | None = None
@@ -169,6 +191,10 @@ class RawEnvironment(BaseSettings):
     rate_limit_enabled: str | None = None
     rate_limit_per_client: str | None = None
     card_processor: str | None = None
+    metrics_token: SecretStr | None = None
+    metrics_allowed_networks: str | None = None
+    slow_query_ms: str | None = None
+    slow_request_ms: str | None = None
 
 
 class ConfigurationError(Exception):
@@ -297,6 +323,31 @@ def _origins(checker: _Checker, value: str | None, env: Environment) -> tuple[st
         elif not _ORIGIN.fullmatch(origin):
             checker.error("ALLOWED_ORIGINS", f"{origin!r} is not an origin", "use scheme://host[:port] with no path")
     return origins
+
+
+def _backup_schedule(checker: _Checker, value: str | None) -> time | None:
+    """`HH:MM` (or an hour, `2`) in the store's timezone; blank or `off` leaves backups to cron or an operator."""
+    text = (_text(value) or "off").lower()
+    if text in {"off", "none", "false", "no"}:
+        return None
+    match = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?", text)
+    if match is None or int(match.group(1)) > 23 or int(match.group(2) or 0) > 59:
+        checker.error("BACKUP_SCHEDULE", f"{text!r} is not a time of day", "use HH:MM (store time), e.g. 02:30, or off")
+        return None
+    return time(int(match.group(1)), int(match.group(2) or 0))
+
+
+def _public_url(checker: _Checker, value: str | None, env: Environment) -> str | None:
+    url = _text(value)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        checker.error("PUBLIC_URL", f"{url!r} is not a URL", "use the address staff use, e.g. https://pos.example.com")
+        return None
+    if env is Environment.PRODUCTION and parts.scheme != "https":
+        checker.warn("PUBLIC_URL", "is not https in production", "put a TLS reverse proxy in front (docs/deploy.md)")
+    return url.rstrip("/")
 
 
 def normalise_database_url(url: str) -> str:
@@ -457,6 +508,50 @@ def _sentry(checker: _Checker, raw: RawEnvironment, env: Environment) -> dict[st
     }
 
 
+def _metrics_networks(checker: _Checker, value: str | None, env: Environment) -> tuple[Network, ...]:
+    production = env is Environment.PRODUCTION
+    text = _text(value) or ("none" if production else LOOPBACK_NETWORKS)
+    if text.lower() == "none":
+        return ()
+    networks: list[Network] = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            checker.error("METRICS_ALLOWED_NETWORKS", f"{item!r} is not an address or network", "use e.g. 10.0.0.0/24")
+            continue
+        if network.prefixlen == 0:
+            message, fix = "allows every address", "list the Prometheus server's address or network"
+            (checker.error if production else checker.warn)("METRICS_ALLOWED_NETWORKS", message, fix)
+        networks.append(network)
+    return tuple(networks)
+
+
+def _monitoring(checker: _Checker, raw: RawEnvironment, env: Environment) -> dict[str, Any]:
+    token = _secret(raw.metrics_token)
+    if token is not None:
+        value = token.get_secret_value()
+        if not re.fullmatch(r"[\x21-\x7e]+", value):
+            checker.error("METRICS_TOKEN", "has spaces or characters a header cannot carry", "generate one")
+        elif env is Environment.PRODUCTION and (
+            len(value) < 32 or value.lower() in PLACEHOLDER_SECRETS or len(set(value)) < 8
+        ):
+            checker.error("METRICS_TOKEN", "is shorter than 32 characters or guessable", "generate one")
+    networks = _metrics_networks(checker, raw.metrics_allowed_networks, env)
+    if token is None and not networks and env is Environment.PRODUCTION:
+        checker.warn(
+            "METRICS_TOKEN",
+            "neither METRICS_TOKEN nor METRICS_ALLOWED_NETWORKS is set: every metrics scrape is refused",
+            "set METRICS_TOKEN (e.g. `posomni keygen --jwt`) and give it to Prometheus as a bearer token",
+        )
+    return {
+        "metrics_token": token,
+        "metrics_allowed_networks": networks,
+        "slow_query_ms": checker.integer("SLOW_QUERY_MS", raw.slow_query_ms, 200, 1, 600_000),
+        "slow_request_ms": checker.integer("SLOW_REQUEST_MS", raw.slow_request_ms, 1000, 1, 600_000),
+    }
+
+
 def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
     """Validate every variable; return the settings (None when there is an error) and every problem."""
     checker = _Checker()
@@ -515,6 +610,13 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
             checker.error("BACKUP_MAX_AGE_HOURS", "must be a positive number of hours", "use e.g. 26")
             backup_age = 26.0
 
+    keep_daily = checker.integer("BACKUP_KEEP_DAILY", raw.backup_keep_daily, 7, 0, 366)
+    keep_weekly = checker.integer("BACKUP_KEEP_WEEKLY", raw.backup_keep_weekly, 8, 0, 520)
+    if keep_daily == 0 and keep_weekly == 0:
+        checker.warn("BACKUP_KEEP_DAILY", "and BACKUP_KEEP_WEEKLY are 0: only the newest backup is kept", "keep some")
+    backup_schedule = _backup_schedule(checker, raw.backup_schedule)
+    public_url = _public_url(checker, raw.public_url, env)
+
     hash_cost = checker.integer("PASSWORD_HASH_COST", raw.password_hash_cost, 12, 4, 16)
     if env is Environment.PRODUCTION and hash_cost < 12:
         checker.error("PASSWORD_HASH_COST", f"{hash_cost} is too low for production", "use 12 or more")
@@ -532,6 +634,7 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
 
     redis = _redis(checker, raw)
     sentry = _sentry(checker, raw, env)
+    monitoring = _monitoring(checker, raw, env)
 
     problems = checker.problems
     if any(p.severity == "error" for p in problems):
@@ -554,6 +657,10 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         data_dir=data_dir,
         backup_dir=Path(_text(raw.backup_dir) or str(data_dir / "backups")),
         backup_max_age_hours=backup_age,
+        backup_keep_daily=keep_daily,
+        backup_keep_weekly=keep_weekly,
+        backup_schedule=backup_schedule,
+        public_url=public_url,
         log_level=log_level,
         log_format="json" if log_format == "json" else "console",
         password_hash_cost=hash_cost,
@@ -564,6 +671,7 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         warnings=tuple(p for p in problems if p.severity == "warning"),
         **redis,
         **sentry,
+        **monitoring,
     )
     return settings, problems
 

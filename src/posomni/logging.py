@@ -1,4 +1,9 @@
-"""Structured logs: readable in development, one JSON object per line in production."""
+"""Structured logs: readable in development, one JSON object per line in production.
+
+Every line carries the request id of the request being served (bound by `monitoring.middleware`) and is
+scrubbed of secrets, tokens, card-like numbers and dates of birth (`monitoring.scrub`) before it is written,
+whether it comes from structlog or from a standard-library logger (uvicorn, SQLAlchemy, libraries).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,16 @@ import structlog
 
 
 def configure_logging(level: str = "INFO", fmt: Literal["json", "console"] = "console") -> None:
+    # Imported here: the scrubber uses security.pci, which itself logs through this module.
+    from posomni.monitoring.scrub import scrub_log_event, scrub_rendered_exception
+
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Last, so that nothing added by a step above escapes it.
+        scrub_log_event,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
@@ -30,6 +40,7 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "console"] = "co
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            scrub_rendered_exception,
             renderer,
         ],
     )

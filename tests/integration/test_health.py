@@ -20,7 +20,7 @@ async def test_health_is_ok_or_degraded_with_the_database_up(client: httpx.Async
     body = response.json()
     assert body["status"] in {"ok", "degraded"}
     components = body["components"]
-    assert set(components) == {"database", "redis", "memory", "disk", "backup"}
+    assert set(components) == {"database", "redis", "memory", "disk", "backup", "outbox"}
     assert components["database"]["status"] == "ok"
     assert components["database"]["critical"] is True
     assert components["database"]["details"]["revision"] == components["database"]["details"]["head"]

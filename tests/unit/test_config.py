@@ -359,3 +359,74 @@ def test_secrets_never_appear_in_errors_or_settings_repr(monkeypatch: pytest.Mon
         load_settings(env_file=None)
     for value in [key, "Sup3rS3cretPw", "TopSecretValue123", "RedisPassw0rdValue", "SentryKeyValue"]:
         assert value not in str(caught.value)
+
+
+class TestBackupSettings:
+    def test_retention_defaults_and_ranges(self) -> None:
+        settings = make()
+        assert (settings.backup_keep_daily, settings.backup_keep_weekly) == (7, 8)
+        assert errors_for("BACKUP_KEEP_DAILY", BACKUP_KEEP_DAILY="-1")
+        assert errors_for("BACKUP_KEEP_WEEKLY", BACKUP_KEEP_WEEKLY="many")
+        assert not errors_for("BACKUP_KEEP_DAILY", BACKUP_KEEP_DAILY="14")
+        assert warnings_for("BACKUP_KEEP_DAILY", BACKUP_KEEP_DAILY="0", BACKUP_KEEP_WEEKLY="0")
+
+    def test_schedule_is_off_by_default_and_a_time_of_day_otherwise(self) -> None:
+        assert make().backup_schedule is None
+        assert make(BACKUP_SCHEDULE="off").backup_schedule is None
+        assert str(make(BACKUP_SCHEDULE="02:30").backup_schedule) == "02:30:00"
+        assert str(make(BACKUP_SCHEDULE="3").backup_schedule) == "03:00:00"
+        for bad in ("25", "2:75", "nightly"):
+            assert errors_for("BACKUP_SCHEDULE", BACKUP_SCHEDULE=bad), bad
+
+
+class TestPublicUrl:
+    def test_optional_and_must_be_a_url(self) -> None:
+        assert make().public_url is None
+        assert errors_for("PUBLIC_URL", PUBLIC_URL="pos.example.com")
+        assert make(PUBLIC_URL="https://pos.example.com/").public_url == "https://pos.example.com"
+
+    def test_plain_http_in_production_is_a_warning(self) -> None:
+        assert warnings_for("PUBLIC_URL", **{**PRODUCTION, "PUBLIC_URL": "http://pos.example.com"})
+        assert not warnings_for("PUBLIC_URL", **{**PRODUCTION, "PUBLIC_URL": "https://pos.example.com"})
+
+
+class TestMonitoring:
+    def test_loopback_may_scrape_outside_production_and_nothing_in_production(self) -> None:
+        assert [str(n) for n in make().metrics_allowed_networks] == ["127.0.0.0/8", "::1/128"]
+        assert make(METRICS_ALLOWED_NETWORKS="none").metrics_allowed_networks == ()
+        settings, _ = check(from_mapping(base_env(**PRODUCTION)))
+        assert settings is not None
+        assert settings.metrics_allowed_networks == ()
+        assert settings.metrics_token is None
+        assert warnings_for("METRICS_TOKEN", **PRODUCTION)
+
+    def test_networks_are_cidrs_or_addresses(self) -> None:
+        networks = make(METRICS_ALLOWED_NETWORKS="10.0.0.0/24, 192.168.1.7, 2001:db8::/32").metrics_allowed_networks
+        assert [str(n) for n in networks] == ["10.0.0.0/24", "192.168.1.7/32", "2001:db8::/32"]
+        assert errors_for("METRICS_ALLOWED_NETWORKS", METRICS_ALLOWED_NETWORKS="10.0.0.0/33")
+        assert errors_for("METRICS_ALLOWED_NETWORKS", METRICS_ALLOWED_NETWORKS="prometheus.local")
+
+    def test_everyone_is_refused_in_production_and_a_warning_elsewhere(self) -> None:
+        assert errors_for("METRICS_ALLOWED_NETWORKS", **{**PRODUCTION, "METRICS_ALLOWED_NETWORKS": "0.0.0.0/0"})
+        assert warnings_for("METRICS_ALLOWED_NETWORKS", METRICS_ALLOWED_NETWORKS="::/0")
+
+    def test_token_rules(self) -> None:
+        strong = "mT4-" + "Zq8vX2kLm4Pr7tWy9aBc1dEf3gHj5K"
+        assert errors_for("METRICS_TOKEN", **{**PRODUCTION, "METRICS_TOKEN": "short-token"})
+        assert errors_for("METRICS_TOKEN", **{**PRODUCTION, "METRICS_TOKEN": "a" * 40})
+        assert errors_for("METRICS_TOKEN", METRICS_TOKEN="two words")
+        assert not errors_for("METRICS_TOKEN", **{**PRODUCTION, "METRICS_TOKEN": strong})
+        assert not warnings_for("METRICS_TOKEN", **{**PRODUCTION, "METRICS_TOKEN": strong})
+        assert not errors_for("METRICS_TOKEN", METRICS_TOKEN="dev-token")  # outside production, any plain token
+        settings = make(METRICS_TOKEN=strong)
+        assert settings.metrics_token is not None
+        assert strong not in repr(settings)
+
+    def test_slow_thresholds(self) -> None:
+        assert (make().slow_query_ms, make().slow_request_ms) == (200, 1000)
+        tuned = make(SLOW_QUERY_MS="50", SLOW_REQUEST_MS="250")
+        assert (tuned.slow_query_ms, tuned.slow_request_ms) == (50, 250)
+        for variable in ("SLOW_QUERY_MS", "SLOW_REQUEST_MS"):
+            assert errors_for(variable, **{variable: "0"})
+            assert errors_for(variable, **{variable: "fast"})
+            assert errors_for(variable, **{variable: "600001"})

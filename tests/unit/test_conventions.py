@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "posomni"
 # Only the boundaries own transactions: the request dependency and CLI unit of work (database.py), the
 # migration runner, and the processes that commit between their own steps (checkout saga, workers).
 COMMIT_ALLOWED = {"database.py", "migrations/env.py"}
-COMMIT_ALLOWED_PATTERNS = (re.compile(r".*/saga\.py$"), re.compile(r".*/worker\.py$"), re.compile(r".*/tasks\.py$"))
+COMMIT_ALLOWED_PATTERNS = (re.compile(r".*saga\.py$"), re.compile(r".*/worker\.py$"), re.compile(r".*/tasks\.py$"))
 
 
 def _python_files() -> list[Path]:

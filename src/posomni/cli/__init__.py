@@ -5,7 +5,22 @@ from __future__ import annotations
 import typer
 
 from posomni import __version__
-from posomni.cli import audit, db, env, health, keys, outbox, serve, users
+from posomni.cli import (
+    audit,
+    backup,
+    catalog,
+    compliance,
+    db,
+    env,
+    health,
+    keys,
+    outbox,
+    payments,
+    preflight,
+    serve,
+    users,
+    worker,
+)
 
 app = typer.Typer(
     name="posomni",
@@ -19,9 +34,15 @@ app.add_typer(db.app, name="db")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
+app.add_typer(catalog.app, name="catalog")
+app.add_typer(compliance.app, name="compliance")
+app.add_typer(payments.app, name="payments")
+app.add_typer(backup.app, name="backup")
 keys.register(app)
 serve.register(app)
 health.register(app)
+worker.register(app)
+preflight.register(app)
 
 
 def _version(value: bool) -> None:

@@ -33,7 +33,15 @@ from posomni.security.crypto import generate_key
 
 DEV_ORIGINS = "http://127.0.0.1:8000,http://localhost:8000"
 SECRET_VARIABLES = frozenset(
-    {"AUDIT_LOG_ENCRYPTION_KEY", "JWT_SECRET", "STRIPE_SECRET_KEY", "REDIS_PASSWORD", "SENTRY_DSN", "DATABASE_URL"}
+    {
+        "AUDIT_LOG_ENCRYPTION_KEY",
+        "JWT_SECRET",
+        "STRIPE_SECRET_KEY",
+        "REDIS_PASSWORD",
+        "SENTRY_DSN",
+        "DATABASE_URL",
+        "METRICS_TOKEN",
+    }
 )
 
 

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 )
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
-    report = await service.health_report(state.database, state.cache, state.settings)
+    report = await service.health_report(state.database, state.cache, state.settings, state.backoffice)
     return JSONResponse(report.model_dump(mode="json"), status_code=503 if report.status == "down" else 200)
 
 

@@ -30,3 +30,6 @@ class BackupHealth(BaseModel):
     location: str | None
     max_age_hours: float
     message: str
+    # When `posomni backup verify` last proved this backup restorable; why it failed when it did not.
+    verified_at: datetime | None = None
+    verify_error: str | None = None

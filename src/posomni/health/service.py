@@ -15,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from posomni import __version__, migrate
+from posomni.backoffice.client import BackOfficeClient
 from posomni.backups.models import BackupRecord
 from posomni.cache.service import CacheService
 from posomni.config import Settings
 from posomni.database import Database
 from posomni.health.schemas import BackupHealth, Component, ComponentStatus, HealthReport
 from posomni.kit.time import utcnow
+from posomni.outbox import service as outbox
 
 DB_CHECK_TIMEOUT_S = 3.0
 DISK_WARN_FREE_BYTES = 1 << 30  # 1 GiB
@@ -91,7 +93,7 @@ async def backup_health(database: Database, settings: Settings) -> BackupHealth:
     async with database.sessionmaker() as session:
         last = await session.scalar(
             select(BackupRecord)
-            .where(BackupRecord.status == "succeeded")
+            .where(BackupRecord.status == "succeeded", BackupRecord.pruned_at.is_(None))
             .order_by(BackupRecord.finished_at.desc())
             .limit(1)
         )
@@ -108,14 +110,23 @@ async def backup_health(database: Database, settings: Settings) -> BackupHealth:
         )
     age = (utcnow() - last.finished_at).total_seconds() / 3600
     old = age > max_age
+    # A backup whose verification failed (`posomni backup verify`) may not restore: as bad as an old one.
+    if old:
+        message = f"last backup is older than {max_age:g} hours"
+    elif last.verify_error:
+        message = "the last backup failed verification"
+    else:
+        message = "recent backup present" + ("" if last.verified_at else " (not verified yet)")
     return BackupHealth(
-        status="degraded" if old else "ok",
+        status="degraded" if old or last.verify_error else "ok",
         last_success_at=last.finished_at,
         age_hours=round(age, 2),
         size_bytes=last.size_bytes,
         location=last.location,
         max_age_hours=max_age,
-        message=f"last backup is older than {max_age:g} hours" if old else "recent backup present",
+        message=message,
+        verified_at=last.verified_at,
+        verify_error=last.verify_error,
     )
 
 
@@ -127,7 +138,18 @@ async def check_backup(database: Database, settings: Settings) -> Component:
     return Component(status=report.status, critical=False, details=report.model_dump(mode="json"))
 
 
-async def health_report(database: Database, cache: CacheService, settings: Settings) -> HealthReport:
+async def check_outbox(database: Database, backoffice: BackOfficeClient | None) -> Component:
+    try:
+        async with database.sessionmaker() as session:
+            report = await outbox.health(session, backoffice=await backoffice.health() if backoffice else None)
+    except (SQLAlchemyError, OSError) as exc:
+        return Component(status="degraded", critical=False, details={"error": _describe(exc)})
+    return Component(status=report.status, critical=False, details=report.model_dump(mode="json"))
+
+
+async def health_report(
+    database: Database, cache: CacheService, settings: Settings, backoffice: BackOfficeClient | None = None
+) -> HealthReport:
     db = await check_database(database)
     redis = await cache.ping()
     components: dict[str, Component] = {
@@ -135,12 +157,10 @@ async def health_report(database: Database, cache: CacheService, settings: Setti
         "redis": Component(status=redis.pop("status"), critical=False, details=redis),
         "memory": check_memory(),
         "disk": check_disk(settings.data_dir),
-        "backup": (
-            await check_backup(database, settings)
-            if db.status == "ok"
-            else Component(status="degraded", critical=False, details={"error": "database unavailable"})
-        ),
     }
+    unavailable = Component(status="degraded", critical=False, details={"error": "database unavailable"})
+    components["backup"] = await check_backup(database, settings) if db.status == "ok" else unavailable
+    components["outbox"] = await check_outbox(database, backoffice) if db.status == "ok" else unavailable
     return HealthReport(
         status=overall(components),
         version=__version__,
