@@ -130,21 +130,21 @@ async def test_a_card_on_the_reader_is_followed_tapped_and_tendered(
     assert status["test_reader"] is True
     sale = await _sale(http, cashier, CHIPS)
     total = sale["total_cents"]
-    start = f"/web/api/sales/{sale['id']}/reader-payments"
+    start = f"/sales/{sale['id']}/card-payments"
     # A first try is cancelled at the register: the reader stops and the payment is voided.
     first = (await http.post(start, json={"amount_cents": total}, headers=cashier)).json()
     assert first["status"] == "pending"
-    cancelled = await http.post(f"/web/api/payments/{first['payment_id']}/cancel", headers=cashier)
+    cancelled = await http.post(f"{start}/{first['id']}/cancel", headers=cashier)
     assert cancelled.json()["status"] == "voided"
     second = (await http.post(start, json={"amount_cents": total}, headers=cashier)).json()
-    assert (await http.get(f"/web/api/payments/{second['payment_id']}", headers=cashier)).json()["status"] == "pending"
+    assert (await http.get(f"{start}/{second['id']}", headers=cashier)).json()["status"] == "pending"
     tap = await http.post("/payments/dev/readers/tmr_test_r2/present", json={"card": "visa"}, headers=cashier)
     assert tap.status_code == 200, tap.text
-    authorized = (await http.get(f"/web/api/payments/{second['payment_id']}", headers=cashier)).json()
+    authorized = (await http.get(f"{start}/{second['id']}", headers=cashier)).json()
     assert authorized["status"] == "authorized"
     assert authorized["card_last4"] == "4242"
     done = await http.post(
-        f"/sales/{sale['id']}/complete", json={"tenders": [{"kind": "card", "payment_id": second["payment_id"]}]},
+        f"/sales/{sale['id']}/complete", json={"tenders": [{"kind": "card", "payment_id": second["id"]}]},
         headers=cashier,
     )  # fmt: skip
     assert done.status_code == 200, done.text

@@ -7,7 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class CustomerIn(BaseModel):
     name: str = Field(default="", max_length=200)
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{7,15}$")
+    # Written as people write it ("(813) 555-0101"); stored as digits.
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9()\-. ]{7,24}$")
     loyalty_card: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{4,32}$")
 
 

@@ -50,6 +50,8 @@ async def find(session: AsyncSession, *, phone: str | None = None, card: str | N
 
 async def create(session: AsyncSession, data: CustomerIn) -> Customer:
     phone = normalise_phone(data.phone) if data.phone else None
+    if phone is not None and not 7 <= len(phone.lstrip("+")) <= 15:
+        raise ValidationFailed("A phone number has 7 to 15 digits.", details={"field": "phone"})
     clash = []
     if phone:
         clash.append(Customer.phone == phone)

@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from posomni.audit import service as audit
 from posomni.auth.principal import Actor
+from posomni.cache.service import CacheService
 from posomni.customers import service as customers
 from posomni.database import Database
 from posomni.inventory import service as inventory
@@ -36,6 +37,7 @@ from posomni.sales.errors import ReturnInvalid, VoidNotAllowed
 from posomni.sales.models import Sale, SaleKind, SaleLine, SaleStatus
 from posomni.security.crypto import EncryptionService
 from posomni.shifts import service as shifts
+from posomni.stores import service as stores
 from posomni.stores.models import Store
 
 
@@ -325,6 +327,78 @@ class Refunds:
             )
         )  # fmt: skip
         payments.note_refunded(payment, int(total or 0))
+
+    async def return_without_receipt(
+        self,
+        actor: Actor,
+        items: list[tuple[str, int, bool]],
+        *,
+        reason: str,
+        register_id: int,
+        manager_id: int | None,
+        cache: CacheService,
+    ) -> Sale:
+        """Items brought back with no receipt, by store policy (`returns_without_receipt`: refuse, manager,
+        allow). Priced at today's shelf price with today's tax, refunded in cash only (there is no tender to
+        refund to), restocked unless damaged. One transaction: no processor is involved."""
+        async with self.database.sessionmaker() as session:
+            shift = await shifts.require_open_shift(session, register_id)
+            store = await session.get(Store, shift.store_id)
+            assert store is not None
+            policy = stores.policies_of(store).returns_without_receipt
+            if policy == "refuse":
+                raise ReturnInvalid("This store takes returns only with a receipt.", details={"policy": policy})
+            if policy == "manager" and manager_id is None:
+                raise ReturnInvalid("A manager must approve a return without a receipt.", details={"policy": policy})
+            refund = Sale(
+                store_id=store.id, register_id=register_id, shift_id=shift.id, cashier_id=actor.user_id,
+                kind=SaleKind.RETURN.value, status=SaleStatus.OPEN.value,
+                receipt_number=sales.receipt_number(store, await sales.next_number(session, store.id, "receipt")),
+                business_date=local_date(store.timezone),
+                checkout_state={"reason": reason, "without_receipt": True, "approved_by": manager_id},
+            )  # fmt: skip
+            session.add(refund)
+            await session.flush()
+            set_committed_value(refund, "lines", [])
+            restocks: dict[int, bool] = {}
+            for code, quantity, restock in items:
+                line = await sales.add_item(session, cache, refund, code=code, quantity=quantity)
+                restocks[line.id] = restocks.get(line.id, True) and restock
+            for line in refund.lines:
+                line.restock = restocks.get(line.id, True)
+            refund.status = SaleStatus.COMPLETED.value
+            refund.completed_at = utcnow()
+            session.add(Payment(
+                sale_id=refund.id, kind="refund", tender="cash", provider="cash",
+                status=PaymentStatus.REFUNDED.value, amount_cents=refund.total_cents,
+            ))  # fmt: skip
+            totals: dict[int, int] = {}
+            for line in refund.lines:
+                if line.restock:
+                    totals[line.stock_product_id] = (
+                        totals.get(line.stock_product_id, 0) + line.quantity * line.units_per_pack
+                    )
+            if totals:
+                await inventory.restock(
+                    session, store.id, sorted(totals.items()), reason="return", reference=f"return:{refund.id}",
+                    actor_id=actor.user_id,
+                )  # fmt: skip
+            details = sales.summary(refund) | {
+                "without_receipt": True, "reason": reason, "approved_by": manager_id,
+                "lines": [{"product_id": line.product_id, "quantity": line.quantity, "restock": line.restock,
+                           "total_cents": line.line_total_cents} for line in refund.lines],
+                "refunds": [{"tender": "cash", "amount_cents": refund.total_cents}],
+            }  # fmt: skip
+            await audit.record(
+                session, self.crypto, actor, "sale.returned", store_id=store.id, target_type="sale",
+                target_id=refund.id, details=details,
+            )  # fmt: skip
+            await outbox.enqueue(
+                session, store_id=store.id, topic="sale.returned", aggregate_id=str(refund.id), payload=details,
+                idempotency_key=f"sale:{refund.id}:returned", request_id=actor.request_id,
+            )  # fmt: skip
+            await session.commit()
+            return await sales.load(session, refund.id, None)
 
     async def finish_pending(self) -> list[int]:
         """Returns and voids left half-done by a stopped process: replay their refunds and finish them."""

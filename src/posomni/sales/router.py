@@ -28,6 +28,7 @@ from posomni.sales.schemas import (
     CustomerAttach,
     DiscountIn,
     ItemAdd,
+    NoReceiptReturnIn,
     PaymentOut,
     PriceOverride,
     QuantityChange,
@@ -313,3 +314,23 @@ async def create_return(
 async def by_receipt(receipt_number: str, session: DbSession, principal: Returner) -> SaleOut:
     """Find a sale by its receipt number (scanned from the receipt's barcode) for a return."""
     return await sale_out(session, await service.by_receipt(session, receipt_number, principal.store_id))
+
+
+@router.post("/returns/without-receipt", response_model=SaleOut, status_code=201)
+async def return_without_receipt(
+    body: NoReceiptReturnIn, request: Request, auth: Auth, refunds: RefundsDep, principal: Returner
+) -> Response:
+    """Items returned without a receipt, as the store's policy allows (usually with a manager): refunded in cash
+    at today's price."""
+    register = body.register_id or principal.register_id
+    if register is None:
+        raise ValidationFailed("Which register? Sign in at a register or pass register_id.")
+    manager_id: int | None = None
+    if body.manager is not None or principal.can(Permission.OVERRIDE):
+        async with refunds.database.unit_of_work() as approval_session:
+            manager_id = await _manager_id(request, approval_session, auth, principal, body.manager, "sale.return")
+    sale = await refunds.return_without_receipt(
+        actor(request, principal), [(line.code, line.quantity, line.restock) for line in body.lines],
+        reason=body.reason, register_id=register, manager_id=manager_id, cache=request.app.state.cache,
+    )  # fmt: skip
+    return JSONResponse(await _as_json(refunds.database, sale.id), status_code=201)

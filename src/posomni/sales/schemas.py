@@ -156,3 +156,16 @@ class SaleOut(BaseModel):
     voided_at: datetime | None
     lines: list[LineOut]
     payments: list[PaymentOut] = []
+
+
+class NoReceiptLine(BaseModel):
+    code: str = Field(min_length=1, max_length=32, description="The item's barcode")
+    quantity: int = Field(default=1, ge=1, le=999)
+    restock: bool = True
+
+
+class NoReceiptReturnIn(BaseModel):
+    lines: list[NoReceiptLine] = Field(min_length=1, max_length=50)
+    reason: str = Field(min_length=3, max_length=300)
+    register_id: int | None = Field(default=None, ge=1)
+    manager: ManagerApproval | None = None

@@ -23,14 +23,12 @@ from posomni.outbox.schemas import OutboxStatus
 from posomni.payments.dependencies import CardGateway
 from posomni.stores.models import Register, Store
 from posomni.users.models import Role, User
-from posomni.web import reader, service
+from posomni.web import service
 from posomni.web.pages import PageRoute, render
 from posomni.web.schemas import (
     IdStatus,
     ImportReportOut,
     ImportRowError,
-    ReaderPaymentIn,
-    ReaderPaymentOut,
     RegisterStatus,
     SalesReportOut,
     ShiftSummary,
@@ -149,42 +147,6 @@ async def id_status(
 ) -> IdStatus:
     """Whether today's ID checks cover the sale (the checkout decides again at tender)."""
     return await service.id_status(session, principal, sale_id)
-
-
-@api.post("/sales/{sale_id}/reader-payments", response_model=ReaderPaymentOut, status_code=201)
-async def start_reader_payment(
-    sale_id: PathId,
-    body: ReaderPaymentIn,
-    request: Request,
-    gateway: CardGateway,
-    principal: Annotated[Principal, Depends(require(Permission.SELL))],
-) -> ReaderPaymentOut:
-    """Send an amount of the sale to the register's card reader; the payment waits for the customer's tap.
-    Tender it with `{"kind": "card", "payment_id": …}` once it is `authorized`."""
-    database = request.app.state.database
-    return await reader.start(database, gateway, actor(request, principal), sale_id, body.amount_cents)
-
-
-@api.get("/payments/{payment_id}", response_model=ReaderPaymentOut)
-async def reader_payment(
-    payment_id: PathId,
-    request: Request,
-    gateway: CardGateway,
-    principal: Annotated[Principal, Depends(require(Permission.SELL))],
-) -> ReaderPaymentOut:
-    """A card-present payment as the processor sees it now (the screen polls this while the reader waits)."""
-    return await reader.refresh(request.app.state.database, gateway, actor(request, principal), payment_id)
-
-
-@api.post("/payments/{payment_id}/cancel", response_model=ReaderPaymentOut)
-async def cancel_reader_payment(
-    payment_id: PathId,
-    request: Request,
-    gateway: CardGateway,
-    principal: Annotated[Principal, Depends(require(Permission.SELL))],
-) -> ReaderPaymentOut:
-    """Stop the reader and void the payment it waited for (also when the customer tapped just before)."""
-    return await reader.cancel(request.app.state.database, gateway, actor(request, principal), payment_id)
 
 
 # --- JSON helpers of the back office -------------------------------------------------------------------------

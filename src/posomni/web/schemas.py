@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
-from posomni.sales.schemas import MAX_CENTS
+from pydantic import BaseModel
 
 
 class SaleHoursNow(BaseModel):
@@ -36,21 +34,6 @@ class RegisterStatus(BaseModel):
     test_reader: bool
     sale_hours: SaleHoursNow
     point_value_cents: str
-
-
-class ReaderPaymentIn(BaseModel):
-    amount_cents: int = Field(ge=1, le=MAX_CENTS)
-
-
-class ReaderPaymentOut(BaseModel):
-    payment_id: int
-    sale_id: int
-    status: str
-    amount_cents: int
-    card_brand: str | None
-    card_last4: str | None
-    failure_code: str | None
-    failure_message: str | None
 
 
 class ImportRowError(BaseModel):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from posomni.catalog.models import Barcode, Product
 from posomni.config import Settings
 from posomni.database import Database
 from posomni.inventory.models import StockLevel
+from tests.conftest import make_settings
 from tests.support import running_app, seed_demo, sign_in
 
 # Demo products (src/posomni/seed/products.csv) that need no ID check.
@@ -59,8 +62,9 @@ class Register:
             return level.on_hand - level.reserved
 
 
-@pytest.fixture
-async def register(settings: Settings, database: Database) -> AsyncIterator[Register]:
+@asynccontextmanager
+async def open_register(settings: Settings, database: Database) -> AsyncIterator[Register]:
+    """The demo store seeded, signed in at register 1 with an open shift."""
     await seed_demo(database)
     async with database.sessionmaker() as session:
         codes = {
@@ -73,3 +77,22 @@ async def register(settings: Settings, database: Database) -> AsyncIterator[Regi
         shift = await http.post("/shifts", json={"register_id": 1, "opening_float_cents": 20000}, headers=cashier)
         assert shift.status_code == 201, shift.text
         yield Register(app, http, database, cashier, manager, shift.json()["id"], codes)
+
+
+@pytest.fixture
+async def register(settings: Settings, database: Database) -> AsyncIterator[Register]:
+    async with open_register(settings, database) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def pg_register(pg_url: str, tmp_path: Path) -> AsyncIterator[Register]:
+    """The same, on PostgreSQL only: for races between real concurrent transactions."""
+    database = Database(pg_url, pool_size=30)
+    try:
+        async with open_register(
+            make_settings(DATABASE_URL=pg_url, POSOMNI_DATA_DIR=str(tmp_path)), database
+        ) as opened:
+            yield opened
+    finally:
+        await database.dispose()

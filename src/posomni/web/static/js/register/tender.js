@@ -129,8 +129,8 @@ function readerStatus(text) {
 }
 
 async function startReader(cents) {
-  const payment = await api("POST", `/web/api/sales/${state.sale.id}/reader-payments`, { body: { amount_cents: cents } });
-  reader = { payment_id: payment.payment_id, amount_cents: cents, timer: null };
+  const payment = await api("POST", `/sales/${state.sale.id}/card-payments`, { body: { amount_cents: cents } });
+  reader = { sale_id: state.sale.id, payment_id: payment.id, amount_cents: cents, timer: null };
   $("#reader-panel").hidden = false;
   $("[data-reader-tap]", dialog).hidden = !state.status.test_reader;
   readerStatus(`Waiting for the customer's card on reader ${state.status.card_reader_id} (${money(cents)})…`);
@@ -143,8 +143,8 @@ function poll() {
   reader.timer = setTimeout(async () => {
     if (!reader) return;
     try {
-      const payment = await api("GET", `/web/api/payments/${reader.payment_id}`);
-      await readerUpdate(payment);
+      const payment = await api("GET", `/sales/${reader.sale_id}/card-payments/${reader.payment_id}`);
+      await readerUpdate({ ...payment, payment_id: payment.id });
     } catch (exc) {
       errorIn(dialog, exc);
       poll();
@@ -177,7 +177,7 @@ async function cancelReader() {
   const id = reader.payment_id;
   clearTimeout(reader.timer);
   readerStatus("Cancelling…");
-  const payment = await api("POST", `/web/api/payments/${id}/cancel`);
+  const payment = await api("POST", `/sales/${reader.sale_id}/card-payments/${id}/cancel`);
   await readerUpdate({ ...payment, payment_id: id });
   reader = null;
   $("#reader-panel").hidden = true;
