@@ -31,7 +31,6 @@ if __package__ in (None, ""):
 
 import httpx
 import psutil
-
 from bench.sales import Cashier, SaleFailed
 from bench.stack import (
     AppServer,

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
 from bench.stack import ADULT_DOB, Catalog, Station, Timings, bearer, cash_for
 
 
@@ -93,16 +92,17 @@ class Cashier:
         )
         done = (
             await self.call(
-                "POST /sales/{id}/complete", "POST", f"/sales/{sale['id']}/complete", json={"tenders": tenders},
+                "POST /sales/{id}/complete",
+                "POST",
+                f"/sales/{sale['id']}/complete",
+                json={"tenders": tenders},
                 headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}"},
-            )  # fmt: skip
+            )
         ).json()
         if done["status"] != "completed":
             self.timings.error("POST /sales/{id}/complete", f"status_{done['status']}")
             raise SaleFailed("POST /sales/{id}/complete", None, f"status_{done['status']}")
-        await self.call(
-            "GET /sales/{id}/receipt", "GET", f"/sales/{sale['id']}/receipt", params={"format": "text"}
-        )
+        await self.call("GET /sales/{id}/receipt", "GET", f"/sales/{sale['id']}/receipt", params={"format": "text"})
         self.timings.add("whole sale", time.perf_counter() - started)
         self.completed.append(done)
         return dict(done)

@@ -116,10 +116,12 @@ class Timings:
         return rows
 
     def print_table(self, out: TextIO = sys.stdout) -> None:
-        print(f"{'call':28} {'count':>7} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}", file=out)
+        print(
+            f"{'call':28} {'count':>7} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}", file=out
+        )
         for row in self.rows():
             print(
-                f"{row['call']:28} {row['count']:7d} {row['errors']:6d} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} "
+                f"{row['call']:28} {row['count']:8d} {row['errors']:8d} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} "
                 f"{row['p99_ms']:8.1f} {row['max_ms']:8.1f}",
                 file=out,
             )
@@ -367,10 +369,8 @@ class AppServer:
         if process is None:
             return
         self.signal_group(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
         # Uvicorn's workers may outlive their supervisor for a moment: the group is killed either way.
         self.kill()
 
@@ -405,9 +405,7 @@ class Catalog:
     product_ids: dict[str, int]
 
     def pick(self, rng: random.Random, count: int, restricted_share: float = 0.6) -> list[str]:
-        return [
-            rng.choice(self.restricted if rng.random() < restricted_share else self.plain) for _ in range(count)
-        ]
+        return [rng.choice(self.restricted if rng.random() < restricted_share else self.plain) for _ in range(count)]
 
 
 async def prepare_store(env: Mapping[str, str], *, stock: int = 100_000) -> Catalog:
@@ -427,7 +425,9 @@ async def prepare_store(env: Mapping[str, str], *, stock: int = 100_000) -> Cata
             rows = (await session.execute(select(Product.id, Product.age_restricted, Barcode.gtin).join(Barcode))).all()
     finally:
         await database.dispose()
-    plain, restricted, ids = [], [], {}
+    plain: list[str] = []
+    restricted: list[str] = []
+    ids: dict[str, int] = {}
     for product_id, age_restricted, gtin in rows:
         code = gtin[2:] if gtin.startswith("00") else gtin  # as a scanner sends a UPC-A
         (restricted if age_restricted else plain).append(code)
