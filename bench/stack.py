@@ -116,9 +116,8 @@ class Timings:
         return rows
 
     def print_table(self, out: TextIO = sys.stdout) -> None:
-        print(
-            f"{'call':28} {'count':>7} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}", file=out
-        )
+        heading = ("count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms")
+        print(f"{'call':28} " + " ".join(f"{h:>8}" for h in heading), file=out)
         for row in self.rows():
             print(
                 f"{row['call']:28} {row['count']:8d} {row['errors']:8d} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} "
@@ -417,7 +416,7 @@ async def prepare_store(env: Mapping[str, str], *, stock: int = 100_000) -> Cata
     try:
         async with database.unit_of_work() as session:
             levels = list(await session.scalars(select(StockLevel).where(StockLevel.store_id == STORE_ID)))
-            for level in levels:
+            for level in (level for level in levels if level.on_hand != stock):
                 await inventory.adjust(
                     session, crypto, Actor.system("bench"), STORE_ID, product_id=level.product_id,
                     quantity=stock - level.on_hand, reason="adjust", note="bench: stock for the load",

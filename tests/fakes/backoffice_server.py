@@ -16,6 +16,8 @@ message answered with a fixed status, and a response lost after the document was
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -80,6 +82,10 @@ class FakeBackOffice:
         self.requests = 0
         self.overlaps = 0
         self._in_flight: dict[str, int] = {}
+        # Per store: the pricebook's JSON body, and every GET of it as (If-None-Match sent, status answered).
+        self.pricebooks: dict[str, bytes] = {}
+        self.pricebook_gets: list[tuple[str, str | None, int]] = []
+        self.pricebook_etags = True
         self.server = BackgroundServer(self._build_app())
 
     def reset(self, *, settle_seconds: float = 5.0) -> None:
@@ -95,6 +101,9 @@ class FakeBackOffice:
                     self.arrivals.clear()
                     self._in_flight.clear()
                     self.requests = self.overlaps = 0
+                    self.pricebooks.clear()
+                    self.pricebook_gets.clear()
+                    self.pricebook_etags = True
                     return
             time.sleep(0.01)
 
@@ -140,6 +149,13 @@ class FakeBackOffice:
         """The next `times` documents are stored, then their connection is dropped before the answer."""
         with self.lock:
             self.faults.lose_responses = times
+
+    def set_pricebook(self, store: str, document: dict[str, Any], *, etags: bool = True) -> None:
+        """What `GET /v1/stores/{store}/pricebook` answers from now on; `etags=False` makes it ignore
+        If-None-Match and send no ETag, as some back offices do."""
+        with self.lock:
+            self.pricebooks[store] = json.dumps(document).encode()
+            self.pricebook_etags = etags
 
     # --- observations (thread-safe) --------------------------------------------------------------------
 
@@ -188,11 +204,39 @@ class FakeBackOffice:
         async def chain_document(request: Request) -> Response:
             return await self._receive(CHAIN, request)
 
+        @app.get("/v1/stores/{store}/pricebook")
+        async def pricebook(store: str, request: Request) -> Response:
+            return self._pricebook(store, request)
+
         @app.get("/v1/health")
         async def health() -> dict[str, str]:
             return {"status": "ok"}
 
         return app
+
+    def _pricebook(self, store: str, request: Request) -> Response:
+        sent = request.headers.get("if-none-match")
+        with self.lock:
+            self.requests += 1
+            if request.headers.get("x-api-key") != self.api_key:
+                return JSONResponse({"error": "bad api key"}, status_code=401)
+            failure = self._fault("")
+            body = self.pricebooks.get(store)
+            response: Response
+            if failure is not None:
+                response = failure
+            elif body is None:
+                response = JSONResponse({"error": f"no pricebook for {store}"}, status_code=404)
+            elif not self.pricebook_etags:
+                response = Response(body, media_type="application/json")
+            else:
+                etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+                if sent == etag:
+                    response = Response(status_code=304, headers={"ETag": etag})
+                else:
+                    response = Response(body, media_type="application/json", headers={"ETag": etag})
+            self.pricebook_gets.append((store, sent, response.status_code))
+            return response
 
     def _fault(self, key: str) -> Response | None:
         """Decide, under the lock, whether this request fails before it is processed."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any, Final
 
 GENESIS_HASH: Final = "0" * 64
@@ -28,38 +28,20 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def entry_hash(
-    *,
-    chain: str,
-    seq: int,
-    occurred_at: datetime,
-    store_id: int | None,
-    register_id: int | None,
-    actor_id: int | None,
-    actor_role: str | None,
-    action: str,
-    target_type: str | None,
-    target_id: str | None,
-    request_id: str | None,
-    details: Any,
-    prev_hash: str,
-) -> str:
-    content = canonical(
-        {
-            "chain": chain,
-            "seq": seq,
-            # Microseconds in UTC: both databases keep them, so the hash is stable after a round trip.
-            "occurred_at": occurred_at.isoformat(timespec="microseconds"),
-            "store_id": store_id,
-            "register_id": register_id,
-            "actor_id": actor_id,
-            "actor_role": actor_role,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "request_id": request_id,
-            "details": details,
-            "prev_hash": prev_hash,
-        }
-    )
-    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+# The columns of an entry its hash covers, besides its decrypted details.
+HASHED_COLUMNS: Final = (
+    "chain", "seq", "occurred_at", "store_id", "register_id", "actor_id", "actor_role", "action", "target_type",
+    "target_id", "request_id", "prev_hash",
+)  # fmt: skip
+
+
+def entry_hash(columns: Mapping[str, Any], details: Any) -> str:
+    content = {name: columns[name] for name in HASHED_COLUMNS}
+    # Microseconds in UTC: both databases keep them, so the hash is stable after a round trip.
+    content["occurred_at"] = columns["occurred_at"].isoformat(timespec="microseconds")
+    content["details"] = details
+    return hashlib.sha256(canonical(content).encode("utf-8")).hexdigest()
+
+
+def hashed_columns(entry: Any) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in HASHED_COLUMNS}

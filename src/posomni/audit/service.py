@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from posomni.audit.chain import GENESIS_HASH, canonical, chain_for, entry_hash, payload_aad
+from posomni.audit.chain import GENESIS_HASH, canonical, chain_for, entry_hash, hashed_columns, payload_aad
 from posomni.audit.models import AuditChainHead, AuditEntry
 from posomni.auth.principal import Actor
 from posomni.kit.errors import ValidationFailed
@@ -73,37 +73,23 @@ async def record(
     occurred_at = utcnow()
     # Normalised to plain JSON first, so the hashed details and the stored (decrypted) details are identical.
     body = json.loads(canonical(details or {}))
-    target = None if target_id is None else str(target_id)
-    digest = entry_hash(
-        chain=chain,
-        seq=seq,
-        occurred_at=occurred_at,
-        store_id=store,
-        register_id=actor.register_id,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        target_type=target_type,
-        target_id=target,
-        request_id=actor.request_id,
-        details=body,
-        prev_hash=head.last_hash,
-    )
+    columns: dict[str, Any] = {
+        "chain": chain,
+        "seq": seq,
+        "occurred_at": occurred_at,
+        "store_id": store,
+        "register_id": actor.register_id,
+        "actor_id": actor.user_id,
+        "actor_role": actor.role,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "request_id": actor.request_id,
+        "prev_hash": head.last_hash,
+    }
+    digest = entry_hash(columns, body)
     entry = AuditEntry(
-        chain=chain,
-        seq=seq,
-        occurred_at=occurred_at,
-        store_id=store,
-        register_id=actor.register_id,
-        actor_id=actor.user_id,
-        actor_role=actor.role,
-        action=action,
-        target_type=target_type,
-        target_id=target,
-        request_id=actor.request_id,
-        payload_encrypted=crypto.encrypt_json(body, aad=payload_aad(chain, seq)),
-        prev_hash=head.last_hash,
-        entry_hash=digest,
+        **columns, payload_encrypted=crypto.encrypt_json(body, aad=payload_aad(chain, seq)), entry_hash=digest
     )
     head.seq = seq
     head.last_hash = digest
@@ -182,21 +168,7 @@ async def verify_chain(session: AsyncSession, crypto: EncryptionService, chain: 
                 details = decrypt_details(crypto, entry)
             except DecryptionError as exc:
                 return broken(entry.seq, f"its details cannot be decrypted ({exc.code})")
-            digest = entry_hash(
-                chain=entry.chain,
-                seq=entry.seq,
-                occurred_at=entry.occurred_at,
-                store_id=entry.store_id,
-                register_id=entry.register_id,
-                actor_id=entry.actor_id,
-                actor_role=entry.actor_role,
-                action=entry.action,
-                target_type=entry.target_type,
-                target_id=entry.target_id,
-                request_id=entry.request_id,
-                details=details,
-                prev_hash=entry.prev_hash,
-            )
+            digest = entry_hash(hashed_columns(entry), details)
             if digest != entry.entry_hash:
                 return broken(entry.seq, "its content was changed after it was written")
             if entry.action == PURGE_ACTION:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from posomni.backoffice.conexxus import ConexxusClient
+from posomni.backoffice.naxml.schemas import PricebookFetch
 from posomni.backoffice.schemas import DeliveryResult, OutboundMessage, Outcome
 from posomni.config import Settings
 
@@ -21,6 +22,10 @@ class BackOfficeClient(Protocol):
         """Send one message. Never raises for a remote failure: the outcome says what happened."""
         ...
 
+    async def fetch_pricebook(self, store_code: str, *, etag: str | None = None) -> PricebookFetch:
+        """GET the store's pricebook; `etag` from the last one applied makes an unchanged one cost no body."""
+        ...
+
     async def health(self) -> dict[str, Any]:
         """The client's own view (breaker state, last success and error); makes no request."""
         ...
@@ -33,6 +38,9 @@ class NullBackOfficeClient:
 
     async def deliver(self, message: OutboundMessage) -> DeliveryResult:
         return DeliveryResult(Outcome.DISABLED, error="no back office configured (CONEXXUS_API_URL is not set)")
+
+    async def fetch_pricebook(self, store_code: str, *, etag: str | None = None) -> PricebookFetch:
+        return PricebookFetch(Outcome.DISABLED, error="no back office configured (CONEXXUS_API_URL is not set)")
 
     async def health(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,12 @@ Resource layout (one document per outbox message):
     {"id": "<idempotency key>", "type": "sale.completed", "sequence": 1234, "store": "S001",
      "aggregate_id": "…", "occurred_at": "2025-06-01T18:04:05.123456+00:00", "data": {… amounts in cents …}}
 
+    GET  {CONEXXUS_API_URL}/v1/stores/{store_code}/pricebook       the store's pricebook (items, departments)
+
+The pricebook answer is JSON (`backoffice/naxml/parse.py` reads it) with an ETag; sending that ETag back as
+If-None-Match gets 304 while the pricebook is unchanged. It is read up to `max_pricebook_bytes`, and its
+request goes through the same retries and circuit breaker as a delivery.
+
 `store_code` is the store's code, which the back office knows as its location id. `sequence` (the outbox
 row id) increases per store: the receiver may use it to check the order it is given.
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
@@ -48,6 +55,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from posomni import __version__
 from posomni.backoffice.metrics import CIRCUIT_STATE_VALUE, backoffice_metrics
+from posomni.backoffice.naxml.schemas import PricebookFetch
 from posomni.backoffice.schemas import DeliveryResult, OutboundMessage, Outcome
 from posomni.config import mask_url
 from posomni.kit.time import utcnow
@@ -111,6 +119,7 @@ class ConexxusClient:
         max_retry_after_wait: float = 5.0,
         failure_threshold: int = 5,
         recovery_seconds: float = 30.0,
+        max_pricebook_bytes: int = 64 * 1024 * 1024,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -122,6 +131,7 @@ class ConexxusClient:
             transport=transport,
         )
         self._max_retry_after_wait = max_retry_after_wait
+        self._max_pricebook_bytes = max_pricebook_bytes
         self._jitter = wait_random_exponential(multiplier=backoff_base, max=backoff_max)
         self._retrying = AsyncRetrying(
             stop=stop_after_attempt(max_tries),
@@ -151,6 +161,24 @@ class ConexxusClient:
             result = failure.result
         self._remember(result)
         return result
+
+    async def fetch_pricebook(self, store_code: str, *, etag: str | None = None) -> PricebookFetch:
+        breaker = await self._breakers.get_breaker(CIRCUIT)
+        try:
+            async with breaker:
+                retrying = self._retrying.copy()
+                try:
+                    fetched = cast(PricebookFetch, await retrying(self._get_pricebook, store_code, etag))
+                except _Retryable as exhausted:
+                    raise _BreakerFailure(exhausted.result) from None
+                if fetched.outcome is Outcome.MISCONFIGURED:
+                    raise _BreakerFailure(DeliveryResult(fetched.outcome, fetched.status_code, error=fetched.error))
+        except OpenedState:
+            return PricebookFetch(Outcome.CIRCUIT_OPEN, error="circuit open: the back office failed repeatedly")
+        except _BreakerFailure as failure:
+            result = failure.result
+            return PricebookFetch(result.outcome, result.status_code, error=result.error)
+        return fetched
 
     async def health(self) -> dict[str, Any]:
         context = (await self._breakers.get_breaker(CIRCUIT)).context
@@ -213,6 +241,37 @@ class ConexxusClient:
         except httpx.HTTPError as exc:
             raise _Retryable(DeliveryResult(Outcome.UNAVAILABLE, error=f"{type(exc).__name__}: {exc}")) from None
         return self._interpret(response)
+
+    async def _get_pricebook(self, store_code: str, etag: str | None) -> PricebookFetch:
+        headers = {"Accept": "application/json", "X-Request-ID": f"pricebook-{uuid.uuid4().hex}"}
+        if etag:
+            headers["If-None-Match"] = etag
+        path = f"/v1/stores/{quote(store_code, safe='')}/pricebook"
+        try:
+            async with self._http.stream("GET", path, headers=headers) as response:
+                status = response.status_code
+                if status == 304:
+                    return PricebookFetch(Outcome.DELIVERED, status, not_modified=True, etag=etag)
+                if status != 200:
+                    await response.aread()
+                    result = self._interpret(response)
+                    error = result.error if not result.delivered else f"HTTP {status} without a pricebook"
+                    outcome = result.outcome if not result.delivered else Outcome.FAILED
+                    return PricebookFetch(outcome, status, error=error)
+                body = bytearray()
+                # Read in pieces and stop at the bound: a runaway answer never fills the memory.
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) > self._max_pricebook_bytes:
+                        error = f"the pricebook is larger than {self._max_pricebook_bytes:,} bytes"
+                        return PricebookFetch(Outcome.REJECTED, status, error=error)
+                return PricebookFetch(Outcome.DELIVERED, status, body=bytes(body), etag=response.headers.get("ETag"))
+        except httpx.TimeoutException as exc:
+            raise _Retryable(
+                DeliveryResult(Outcome.UNAVAILABLE, error=f"no answer in time ({type(exc).__name__})")
+            ) from None
+        except httpx.HTTPError as exc:
+            raise _Retryable(DeliveryResult(Outcome.UNAVAILABLE, error=f"{type(exc).__name__}: {exc}")) from None
 
     def _interpret(self, response: httpx.Response) -> DeliveryResult:
         status = response.status_code

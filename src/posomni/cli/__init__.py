@@ -14,6 +14,7 @@ from posomni.cli import (
     env,
     health,
     keys,
+    naxml,
     outbox,
     payments,
     preflight,
@@ -38,6 +39,8 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(compliance.app, name="compliance")
 app.add_typer(payments.app, name="payments")
 app.add_typer(backup.app, name="backup")
+app.add_typer(naxml.app, name="naxml")
+app.add_typer(naxml.backoffice_app, name="backoffice")
 keys.register(app)
 serve.register(app)
 health.register(app)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from posomni.audit import service as audit
@@ -69,6 +69,16 @@ class ColumnReport:
 ProgressCallback = Callable[[str, int, int], None]
 
 
+def _batch(column: EncryptedColumn, after_id: int, size: int) -> Select[tuple[Any]]:
+    """The next rows holding a value of `column`, in id order: batches resume where the last one ended."""
+    return (
+        select(column.model)
+        .where(column.column.is_not(None), column.model.id > after_id)
+        .order_by(column.model.id)
+        .limit(size)
+    )
+
+
 async def count_values(database: Database, column: EncryptedColumn) -> int:
     async with database.sessionmaker() as session:
         return int(await session.scalar(select(func.count()).where(column.column.is_not(None))) or 0)
@@ -88,15 +98,7 @@ async def _rotate_column(
     done = 0
     while True:
         async with database.unit_of_work() as session:
-            rows = list(
-                await session.scalars(
-                    select(column.model)
-                    .where(column.column.is_not(None), column.model.id > last_id)
-                    .order_by(column.model.id)
-                    .limit(batch_size)
-                    .with_for_update()
-                )
-            )
+            rows = list(await session.scalars(_batch(column, last_id, batch_size).with_for_update()))
             if not rows:
                 break
             for row in rows:
@@ -147,14 +149,7 @@ async def verify_current_key_only(
         last_id = 0
         while True:
             async with database.sessionmaker() as session:
-                rows = list(
-                    await session.scalars(
-                        select(column.model)
-                        .where(column.column.is_not(None), column.model.id > last_id)
-                        .order_by(column.model.id)
-                        .limit(batch_size)
-                    )
-                )
+                rows = list(await session.scalars(_batch(column, last_id, batch_size)))
             if not rows:
                 break
             for row in rows:

@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from posomni.audit import service as audit
 from posomni.auth.principal import Actor
 from posomni.cache.service import CacheService
 from posomni.customers import service as customers
@@ -28,7 +27,6 @@ from posomni.database import Database
 from posomni.inventory import service as inventory
 from posomni.kit.money import round_half_up
 from posomni.kit.time import local_date, utcnow
-from posomni.outbox import service as outbox
 from posomni.payments import service as payments
 from posomni.payments.gateway import PaymentGateway
 from posomni.payments.models import Payment, PaymentStatus
@@ -240,14 +238,7 @@ class Refunds:
                            "total_cents": line.line_total_cents} for line in refund.lines],
                 "refunds": [{"tender": r.tender, "amount_cents": r.amount_cents} for r in rows],
             }  # fmt: skip
-            await audit.record(
-                session, self.crypto, actor, "sale.returned", store_id=refund.store_id, target_type="sale",
-                target_id=refund.id, details=details,
-            )  # fmt: skip
-            await outbox.enqueue(
-                session, store_id=refund.store_id, topic="sale.returned", aggregate_id=str(refund.id),
-                payload=details, idempotency_key=f"sale:{refund.id}:returned", request_id=actor.request_id,
-            )  # fmt: skip
+            await sales.announce(session, self.crypto, actor, refund, "returned", details)
             await session.commit()
             return await sales.load(session, refund.id, None)
 
@@ -304,14 +295,7 @@ class Refunds:
             sale.voided_at = utcnow()
             sale.voided_by = manager_id
             details = sales.summary(sale) | {"reason": reason, "manager_id": manager_id}
-            await audit.record(
-                session, self.crypto, actor, "sale.voided", store_id=sale.store_id, target_type="sale",
-                target_id=sale.id, details=details,
-            )  # fmt: skip
-            await outbox.enqueue(
-                session, store_id=sale.store_id, topic="sale.voided", aggregate_id=str(sale.id), payload=details,
-                idempotency_key=f"sale:{sale.id}:voided", request_id=actor.request_id,
-            )  # fmt: skip
+            await sales.announce(session, self.crypto, actor, sale, "voided", details)
             await session.commit()
             return await sales.load(session, sale.id, None)
 
@@ -389,14 +373,7 @@ class Refunds:
                            "total_cents": line.line_total_cents} for line in refund.lines],
                 "refunds": [{"tender": "cash", "amount_cents": refund.total_cents}],
             }  # fmt: skip
-            await audit.record(
-                session, self.crypto, actor, "sale.returned", store_id=store.id, target_type="sale",
-                target_id=refund.id, details=details,
-            )  # fmt: skip
-            await outbox.enqueue(
-                session, store_id=store.id, topic="sale.returned", aggregate_id=str(refund.id), payload=details,
-                idempotency_key=f"sale:{refund.id}:returned", request_id=actor.request_id,
-            )  # fmt: skip
+            await sales.announce(session, self.crypto, actor, refund, "returned", details)
             await session.commit()
             return await sales.load(session, refund.id, None)
 

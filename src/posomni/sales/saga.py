@@ -39,7 +39,6 @@ from posomni.kit.errors import PosError
 from posomni.kit.time import utcnow
 from posomni.logging import get_logger
 from posomni.monitoring import metrics as monitoring_metrics
-from posomni.outbox import service as outbox
 from posomni.payments import service as payments
 from posomni.payments.gateway import (
     AuthorizeRequest,
@@ -364,14 +363,7 @@ class Checkout:
                     for line in sale.lines
                 ],
             }  # fmt: skip
-            await audit.record(
-                session, self.crypto, actor, "sale.completed", store_id=sale.store_id, target_type="sale",
-                target_id=sale.id, details=summary,
-            )  # fmt: skip
-            await outbox.enqueue(
-                session, store_id=sale.store_id, topic="sale.completed", aggregate_id=str(sale.id),
-                payload=summary, idempotency_key=f"sale:{sale.id}:completed", request_id=actor.request_id,
-            )  # fmt: skip
+            await sales.announce(session, self.crypto, actor, sale, "completed", summary)
             await session.commit()
             monitoring_metrics.sale_completed()
             return await sales.load(session, sale_id, None)

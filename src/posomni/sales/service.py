@@ -26,6 +26,7 @@ from posomni.catalog.promotions import pricing_context
 from posomni.customers import service as customers
 from posomni.kit.errors import ValidationFailed
 from posomni.kit.time import local_date, utcnow
+from posomni.outbox import service as outbox
 from posomni.sales.errors import EmptySale, LineNotFound, ProductInactive, SaleNotFound, SaleNotOpen
 from posomni.sales.models import Sale, SaleLine, SaleStatus, StoreCounter
 from posomni.sales.pricing import AmountOff, PercentOff, SaleInput, SaleLineInput, price_sale
@@ -379,6 +380,22 @@ def stock_items(sale: Sale) -> list[tuple[int, int]]:
     for line in sale.lines:
         totals[line.stock_product_id] = totals.get(line.stock_product_id, 0) + line.quantity * line.units_per_pack
     return sorted(totals.items())
+
+
+async def announce(
+    session: AsyncSession, crypto: EncryptionService, actor: Actor, sale: Sale, event: str, details: dict[str, Any]
+) -> None:
+    """Record `sale.<event>` in the audit log and queue it for the back office, in the caller's transaction, so
+    neither can exist without the other or without the change itself. The back-office key is derived from the
+    sale and the event: a retried finish never sends it twice."""
+    await audit.record(
+        session, crypto, actor, f"sale.{event}", store_id=sale.store_id, target_type="sale", target_id=sale.id,
+        details=details,
+    )  # fmt: skip
+    await outbox.enqueue(
+        session, store_id=sale.store_id, topic=f"sale.{event}", aggregate_id=str(sale.id), payload=details,
+        idempotency_key=f"sale:{sale.id}:{event}", request_id=actor.request_id,
+    )  # fmt: skip
 
 
 def summary(sale: Sale) -> dict[str, Any]:

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from posomni.auth.principal import Actor
+from posomni.outbox import service as outbox_service
 from posomni.payments.gateway import CardResult, ProcessorUnavailable
 from posomni.payments.models import Payment
 from posomni.payments.simulated import SimulatedCardProcessor
-from posomni.sales import saga as saga_module
 from posomni.sales.saga import Checkout, StepObserver, TenderIn
 from tests.integration.sales.conftest import CHIPS, Register
 
@@ -55,7 +55,7 @@ async def test_finalisation_failure_refunds_the_capture(register: Register, monk
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(saga_module.outbox, "enqueue", broken)
+    monkeypatch.setattr(outbox_service, "enqueue", broken)
     sale = await register.new_sale()
     await register.scan(sale["id"], CHIPS, 2)
     before = await register.stock(CHIPS)
