@@ -102,8 +102,9 @@ class RoundRobin(httpx.AsyncClient):
         return await super().request(method, f"{next(self._urls)}{url}", **kwargs)
 
 
-async def scarce_product(env: dict[str, str], units: int) -> tuple[int, str]:
-    """Leave `units` of the scarce product on the shelf; (product id, the code a scanner sends)."""
+async def scarce_product(env: dict[str, str], units: int | None = None) -> tuple[int, str]:
+    """The product the registers fight over: (its id, the code a scanner sends); with `units`, leave that many
+    on the shelf."""
     database = Database(env["DATABASE_URL"], pool_size=1)
     crypto = bootstrap.encryption(settings_of(env))
     try:
@@ -112,7 +113,7 @@ async def scarce_product(env: dict[str, str], units: int) -> tuple[int, str]:
             assert product is not None
             level = await session.get(StockLevel, (STORE_ID, product.id))
             assert level is not None
-            if units != level.on_hand:
+            if units is not None and units != level.on_hand:
                 await inventory.adjust(
                     session, crypto, Actor.system("bench"), STORE_ID, product_id=product.id,
                     quantity=units - level.on_hand, reason="adjust", note="bench: the last units",
@@ -393,7 +394,7 @@ async def run_all(
     charge_sales: int, seconds: float, think: float,
 ) -> tuple[list[Outcome], Timings]:  # fmt: skip
     """Every scenario in turn on already running processes; `stations` must be at least 3."""
-    _, scarce = await scarce_product(env, units)
+    _, scarce = await scarce_product(env)
     everyday = without(catalog, scarce)
     outcomes = [await no_oversell(urls, stations, env, units)]
     outcomes.append(await no_double_charge(urls, stations, everyday, env, charge_sales))
