@@ -275,14 +275,14 @@ def settings_of(env: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _child_environment(env: Mapping[str, str]) -> dict[str, str]:
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
     # The run's variables only: none of the caller's POS-Omni variables (a developer's REDIS_HOST …) leaks in.
     ours = {name.upper() for name in RawEnvironment.model_fields}
     inherited = {k: v for k, v in os.environ.items() if k.upper() not in ours}
     return {**inherited, **env, "POSOMNI_ENV_FILE": str(Path(env["POSOMNI_DATA_DIR"]) / "none.env")}
 
 
-def _posomni_command() -> list[str]:
+def posomni_command() -> list[str]:
     script = Path(sys.executable).with_name("posomni")
     if script.is_file():
         return [str(script)]
@@ -320,7 +320,7 @@ class AppServer:
         with self.log_path.open("ab") as log:
             log.write(f"\n--- start {self.starts + 1}: {' '.join(args)}\n".encode())
             self.process = subprocess.Popen(
-                [*_posomni_command(), *args], env=_child_environment(self.env), stdin=subprocess.DEVNULL,
+                [*posomni_command(), *args], env=child_environment(self.env), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.starts += 1
