@@ -50,8 +50,13 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "console"] = "co
     root.handlers[:] = [handler]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        # uvicorn's own configuration (when something else started it first) leaves its loggers with handlers
+        # and levels of their own; ours decides for them, through the root logger.
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+        logger.disabled = False
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -112,15 +112,16 @@ def restored_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     named = {
-        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate)
+        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate, logging.getLogger(n).level)
         for n in ("uvicorn", "uvicorn.error", "uvicorn.access")
     }
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    for name, (kept, propagate) in named.items():
+    for name, (kept, propagate, named_level) in named.items():
         logging.getLogger(name).handlers[:] = kept
         logging.getLogger(name).propagate = propagate
+        logging.getLogger(name).setLevel(named_level)
     if was_configured:
         structlog.configure(**saved)
     else:
