@@ -126,6 +126,8 @@ class LocalPostgres:
                        stderr=subprocess.DEVNULL)  # fmt: skip
 
     def start(self) -> None:
+        # PostgreSQL's own user must reach its directory inside the drill's (private) temporary one.
+        self.root.parent.chmod(0o755)
         self.root.chmod(0o755)
         self.data.mkdir()
         if self.as_owner:
@@ -319,7 +321,7 @@ async def invariants(env: dict[str, str], stripe: FakeStripe, backoffice: FakeBa
                     )
                     .join(Sale, Sale.id == Payment.sale_id)
                     .where(Payment.status.in_(CAPTURED))
-                )  # fmt: skip
+                )
             ).all()
             orphans = [
                 f"payment {r[0]} ({r[2]}, {r[3]}) of {r[7]} {r[6]} which is {r[8]}"
@@ -334,8 +336,10 @@ async def invariants(env: dict[str, str], stripe: FakeStripe, backoffice: FakeBa
             }
             hanging = [i["id"] for i in stripe.payment_intents() if i["status"] == "requires_capture"]
             unknown = {k: v for k, v in captured.items() if ours.get(k) != v}
-            checks.append(Check("every charge the processor captured is a captured payment of ours, same amount",
-                                not unknown, f"{len(captured)} captured charges; mismatched: {list(unknown)[:5] or 'none'}"))  # fmt: skip
+            checks.append(
+                Check("every charge the processor captured is a captured payment of ours, same amount", not unknown,
+                      f"{len(captured)} captured charges; mismatched: {list(unknown)[:5] or 'none'}")
+            )  # fmt: skip
             checks.append(Check("no card authorisation left hanging at the processor", not hanging,
                                 f"{len(hanging)} intents still requires_capture {hanging[:5]}"))  # fmt: skip
             completing = await session.scalar(select(func.count()).select_from(Sale).where(Sale.status == "completing"))
@@ -450,10 +454,12 @@ async def drill(args: argparse.Namespace, tmp: Path, postgres: LocalPostgres | S
                 # Every process stops before the recovery takes over the sales still marked as someone's.
                 app.stop()
                 worker.stop()
-                recovered = subprocess.run([*posomni_command(), "sagas", "recover", "--all"],
-                                           env=child_environment(env), capture_output=True, text=True, timeout=120)  # fmt: skip
-                step(f"posomni sagas recover --all (exit {recovered.returncode}): "
-                     f"{recovered.stdout.strip().replace(chr(10), '; ') or recovered.stderr.strip()[-300:]}")  # fmt: skip
+                recovered = await asyncio.to_thread(
+                    subprocess.run, [*posomni_command(), "sagas", "recover", "--all"], env=child_environment(env),
+                    capture_output=True, text=True, timeout=120, check=False,
+                )  # fmt: skip
+                said = recovered.stdout.strip().replace("\n", "; ") or recovered.stderr.strip()[-300:]
+                step(f"posomni sagas recover --all (exit {recovered.returncode}): {said}")
                 worker.start()
                 drained = await wait_for_outbox(env, args.drain_seconds)
                 step(f"outbox drained in {drained:.1f} s with the worker running")
@@ -470,7 +476,6 @@ async def drill(args: argparse.Namespace, tmp: Path, postgres: LocalPostgres | S
 
 async def main(args: argparse.Namespace) -> int:
     directory = Path(tempfile.mkdtemp(prefix="posomni-drill-"))
-    directory.chmod(0o755)  # PostgreSQL's own user works in a directory below
     postgres: LocalPostgres | SystemPostgres
     if args.system_postgres:
         postgres = SystemPostgres(
@@ -498,8 +503,10 @@ if __name__ == "__main__":
     parser.add_argument("--phase-seconds", type=float, default=10, help="load between two faults (s)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the app")
     parser.add_argument("--drain-seconds", type=float, default=150, help="how long the outbox may take to drain")
-    parser.add_argument("--system-postgres", action="store_true",
-                        help="restart the shared cluster (pg_ctlcluster) instead of a PostgreSQL of the drill's own")  # fmt: skip
+    parser.add_argument(
+        "--system-postgres", action="store_true",
+        help="restart the shared cluster (pg_ctlcluster) instead of a PostgreSQL of the drill's own",
+    )  # fmt: skip
     parser.add_argument("--keep-logs", action="store_true", help="keep the logs (the temporary directory)")
     try:
         sys.exit(asyncio.run(main(parser.parse_args())))

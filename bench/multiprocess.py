@@ -98,7 +98,7 @@ class RoundRobin(httpx.AsyncClient):
         super().__init__(**kwargs)
         self._urls = itertools.cycle(urls)
 
-    async def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    async def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
         return await super().request(method, f"{next(self._urls)}{url}", **kwargs)
 
 
