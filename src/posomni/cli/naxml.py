@@ -17,6 +17,7 @@ from posomni import bootstrap
 from posomni.auth.principal import Actor
 from posomni.backoffice.client import build_backoffice_client
 from posomni.backoffice.naxml import export
+from posomni.backoffice.naxml.adapter import where
 from posomni.backoffice.naxml.export import MovementType
 from posomni.backoffice.naxml.parse import MAX_BYTES, PricebookRefused, check_size, parse_maintenance
 from posomni.backoffice.naxml.pricebook import PricebookReport, apply_pricebook
@@ -98,13 +99,13 @@ def _print(report: PricebookReport, skip_invalid: bool, dry_run: bool) -> None:
         err_console.print(f"[yellow]warning[/] {warning}", highlight=False)
     for error in report.errors[:SHOWN]:
         if not error.position:
-            where = "pricebook"
+            at = "pricebook"
         elif report.source == "naxml":
-            where = f"line {error.position} {error.record}"
+            at = f"{where(report.source, error.record, error.position)} {error.record}"
         else:
-            where = f"{error.record} {error.position}"
+            at = where(report.source, error.record, error.position)
         key = f" ({error.key})" if error.key else ""
-        err_console.print(f"{where}{key}: [red]{error.code}[/] {error.message}", highlight=False)
+        err_console.print(f"{at}{key}: [red]{error.code}[/] {error.message}", highlight=False)
     if len(report.errors) > SHOWN:
         err_console.print(f"… and {len(report.errors) - SHOWN} more problems")
     if report.applied:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from posomni.database import Database
 from posomni.outbox.models import OutboxMessage
 from posomni.security.crypto import EncryptionService
 from tests.fakes.backoffice_server import FakeBackOffice, running_fake_backoffice
+from tests.integration.sales.conftest import Register, open_register
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "naxml"
 # `UPDATE_GOLDEN=1 pytest tests/integration/naxml` rewrites the golden files from the current output.
@@ -40,6 +41,13 @@ class Cli:
 
     async def __call__(self, *args: str) -> Result:
         return await asyncio.to_thread(self.runner.invoke, cli, [*args, "--env-file", self.none], env=self.env)
+
+
+@pytest.fixture
+async def register(settings: Settings, database: Database) -> AsyncIterator[Register]:
+    """The demo store, signed in at register 1 with an open shift (as the sales tests have it)."""
+    async with open_register(settings, database) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -114,11 +114,17 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
+def where(source: str, record: str, position: int) -> str:
+    """A record's place as its source counts: a line of the file, or an index in the REST answer's list."""
+    return f"line {position}" if source == "naxml" else f"{record} {position}"
+
+
 class _Check:
     """Collects the problems of one record instead of stopping at the first."""
 
     def __init__(self, plan: Plan, source: str, record: str, position: int, key: str) -> None:
         self.plan, self.names, self.record, self.position, self.key = plan, FIELD_NAMES[source], record, position, key
+        self.source = source
         self.failed = False
 
     def error(self, attribute: str, code: str, message: str) -> None:
@@ -237,7 +243,8 @@ def plan_items(plan: Plan, source: str, records: list[ItemRecord], context: Cont
         current = context.owners.get(gtin)
         if action is Action.DELETE:
             if current is None:
-                plan.warnings.append(f"{source} item at {record.position}: {record.pos_code} is not in the catalog")
+                at = where(source, "item", record.position)
+                plan.warnings.append(f"{at}: item {record.pos_code} is not in the catalog; nothing to delete")
             else:
                 values = {**_existing_values(current, context, categories_by_id), "barcode": gtin, "active": "false"}
                 plan.rows.append(ItemRow(record, values, deactivates=current.is_active))
@@ -285,7 +292,9 @@ def plan_departments(plan: Plan, source: str, records: list[DepartmentRecord], c
             if code is None:
                 check.error("merchandise_code", "invalid_merchandise_code", _BAD_CODE.format(record.merchandise_code))
             elif code in seen:
-                check.error("merchandise_code", "duplicate_department", f"also at {seen[code]}")
+                check.error(
+                    "merchandise_code", "duplicate_department", f"also at {where(source, 'department', seen[code])}"
+                )
             else:
                 seen[code] = record.position
         name = " ".join(record.description.split()) if record.description is not None else None
@@ -296,7 +305,8 @@ def plan_departments(plan: Plan, source: str, records: list[DepartmentRecord], c
             continue
         existing = context.categories.get(code)
         if action is Action.DELETE and existing is None:
-            plan.warnings.append(f"{source} department at {record.position}: {record.merchandise_code} is unknown")
+            at = where(source, "department", record.position)
+            plan.warnings.append(f"{at}: department {record.merchandise_code} is unknown; nothing to delete")
             continue
         if action is Action.CHANGE and existing is None:
             unknown = f"{record.merchandise_code} is unknown: use addchange"

@@ -33,6 +33,7 @@ from posomni.backoffice.naxml.adapter import (
     csv_text,
     plan_departments,
     plan_items,
+    where,
 )
 from posomni.backoffice.naxml.schemas import Action, Pricebook
 from posomni.backoffice.naxml.vocabulary import merchandise_code
@@ -103,7 +104,7 @@ async def _context(session: AsyncSession, book: Pricebook, tax_strategies: dict[
     for start in range(0, len(ordered), _IN_CHUNK):
         chunk = ordered[start : start + _IN_CHUNK]
         rows = await session.execute(select(Barcode.gtin, Product).join(Product).where(Barcode.gtin.in_(chunk)))
-        owners.update(dict(rows.tuples().all()))
+        owners.update(dict(rows.all()))
     base_ids = sorted({p.base_product_id for p in owners.values() if p.base_product_id is not None})
     skus = dict((await session.execute(select(Product.id, Product.sku).where(Product.id.in_(base_ids)))).all())
     categories = {c.code: c for c in await session.scalars(select(Category))}
@@ -192,9 +193,13 @@ def _importer_errors(plan: Plan, source: str, text: str, errors: list[Any]) -> N
             continue
         record = row.record
         name = names[COLUMN_FIELDS.get(error.field, "pos_code")]
-        message = error.message
+        # The importer speaks of CSV columns and lines; say it in the source's terms.
+        message = error.message.removeprefix(f"{error.field} ")
         if error.code == "unknown_category":
             message = f"unknown department {record.merchandise_code!r}: add it (a department record) or in the catalog"
+        elif error.code == "duplicate_sku":
+            first = next(r.record.position for r in plan.rows if r.values["sku"] == row.values["sku"])
+            message = f"the same item is also at {where(source, 'item', first)}"
         plan.errors.append(
             RecordError(record.position, "item", record.pos_code or "", name, error.code, f"{name}: {message}")
         )
