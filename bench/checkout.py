@@ -84,6 +84,9 @@ async def run_registers(
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
             cashier = Cashier(http, station, catalog, timings, random.Random(seed * 1000 + n))
+            # Customers do not all step up at the same instant: started together, every register would ask for
+            # its next receipt number at once, and those requests queue on the store's counter row.
+            await asyncio.sleep(cashier.rng.uniform(0, max(5 * think, 0.5)))
             while time.monotonic() < deadline:
                 try:
                     await cashier.sale(think=think)

@@ -340,6 +340,8 @@ async def mixed_load(
     async def register(n: int, station: Station) -> None:
         async with RoundRobin(urls, timeout=60) as http:
             cashier = Cashier(http, station, catalog, timings, random.Random(100 + n))
+            # Staggered, as customers arrive (all at once, they would queue on the store's receipt counter).
+            await asyncio.sleep(cashier.rng.uniform(0, max(5 * think, 0.5)))
             while time.monotonic() < deadline:
                 try:
                     await cashier.sale(think=think, card=cashier.rng.random() < 0.4)

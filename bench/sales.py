@@ -110,4 +110,5 @@ class Cashier:
     async def pause(self, mean: float) -> None:
         if mean > 0:
             # Exponential pauses: a cashier's rhythm is uneven, and an even one would march registers in step.
-            await asyncio.sleep(min(self.rng.expovariate(1 / mean), 5 * mean))
+            # At most 4 s: an idle connection must not meet uvicorn closing it (its keep-alive is 5 s).
+            await asyncio.sleep(min(self.rng.expovariate(1 / mean), 5 * mean, 4.0))

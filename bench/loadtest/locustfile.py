@@ -106,7 +106,8 @@ class Register(FastHttpUser):
 
     def pause(self) -> None:
         # Exponential pauses: an uneven rhythm, so registers do not march in step.
-        time.sleep(min(self.rng.expovariate(1 / THINK), 5 * THINK) if THINK > 0 else 0)
+        # At most 4 s: an idle connection must not meet uvicorn closing it (its keep-alive is 5 s).
+        time.sleep(min(self.rng.expovariate(1 / THINK), 5 * THINK, 4.0) if THINK > 0 else 0)
 
     def call(self, method: str, path: str, name: str, expect: int, **kwargs: Any) -> dict[str, Any] | None:
         with self.client.request(

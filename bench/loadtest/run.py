@@ -125,9 +125,9 @@ async def main(args: argparse.Namespace) -> int:
     stats = read_stats(prefix.with_name(prefix.name + "_stats.csv"))
     aggregated = next(row for row in stats if row["Name"] == "Aggregated")
     failures = int(aggregated["Failure Count"])
-    requests = int(aggregated["Request Count"])
     rows = exact_rows(samples)
     overall = rows[-1]
+    requests = overall["count"] + failures
     seconds = args.seconds
     print(f"\n{'call':32} {'count':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for row in rows:
