@@ -43,6 +43,7 @@ from bench.stack import (
     new_encryption_key,
     prepare_store,
     provision,
+    run_main,
     scratch_database,
     stopping,
     write_results,
@@ -161,7 +162,5 @@ if __name__ == "__main__":
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between a register's calls (s)")
     parser.add_argument("--no-redis", action="store_true", help="run without Redis (in-memory cache)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
-    try:
-        sys.exit(asyncio.run(main(parser.parse_args())))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    arguments = parser.parse_args()
+    run_main(lambda: main(arguments))

@@ -68,6 +68,7 @@ from bench.stack import (
     posomni_command,
     prepare_store,
     provision,
+    run_main,
     settings_of,
     stopping,
 )
@@ -508,7 +509,5 @@ if __name__ == "__main__":
         help="restart the shared cluster (pg_ctlcluster) instead of a PostgreSQL of the drill's own",
     )  # fmt: skip
     parser.add_argument("--keep-logs", action="store_true", help="keep the logs (the temporary directory)")
-    try:
-        sys.exit(asyncio.run(main(parser.parse_args())))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    arguments = parser.parse_args()
+    run_main(lambda: main(arguments))

@@ -56,6 +56,7 @@ from bench.stack import (
     new_encryption_key,
     prepare_store,
     provision,
+    run_main,
     scratch_database,
     settings_of,
     sign_in,
@@ -455,7 +456,5 @@ if __name__ == "__main__":
     parser.add_argument("--charge-sales", type=int, default=20, help="card sales completed through every process")
     parser.add_argument("--seconds", type=float, default=30, help="seconds of mixed load")
     parser.add_argument("--think", type=float, default=0.5, help="mean pause between a register's calls (s)")
-    try:
-        sys.exit(asyncio.run(main(parser.parse_args())))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    arguments = parser.parse_args()
+    run_main(lambda: main(arguments))

@@ -29,10 +29,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import asyncpg
 import httpx
@@ -60,6 +60,24 @@ STORE_ID = 1
 BENCH_PASSWORD = "bench-cashier-pass-2026"  # noqa: S105 (a throwaway account in a scratch database)
 ADULT_DOB = "1980-05-17"
 ALL_DAY = {"default": [{"opens": "00:00", "closes": "24:00"}]}
+
+
+def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
+    """Runs a script's `main()` and exits with its code. Ctrl-C and SIGTERM cancel it, so its `finally` blocks
+    stop the servers and drop the database before the exit (130 or 143)."""
+
+    async def guarded() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await main()
+
+    try:
+        sys.exit(asyncio.run(guarded()))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except asyncio.CancelledError:
+        sys.exit(143)
 
 
 def free_port() -> int:

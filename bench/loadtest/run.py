@@ -19,7 +19,6 @@ import asyncio
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from bench.stack import (
     percentile,
     prepare_store,
     provision,
+    run_main,
     scratch_database,
     stopping,
 )
@@ -108,11 +108,15 @@ async def main(args: argparse.Namespace) -> int:
                 ]  # fmt: skip
                 print(f"locust: {args.users} registers, {args.seconds:.0f} s after ramp-up, think {args.think} s")
                 # Locust's own run; it stops itself after -t (plus the spawn time and the stop timeout).
-                completed = await asyncio.to_thread(
-                    subprocess.run,
-                    command, env={**_without_ours(), "POSOMNI_LOADTEST_CONFIG": str(config)},
-                    timeout=args.seconds + ramp + 120, check=False,
-                )  # fmt: skip
+                locust = await asyncio.create_subprocess_exec(
+                    *command, env={**_without_ours(), "POSOMNI_LOADTEST_CONFIG": str(config)}
+                )
+                try:
+                    exit_code = await asyncio.wait_for(locust.wait(), timeout=args.seconds + ramp + 120)
+                finally:
+                    if locust.returncode is None:  # interrupted or overdue: Locust writes its CSV as it stops
+                        locust.terminate()
+                        await locust.wait()
                 samples: dict[str, list[float]] = (
                     json.loads(samples_path.read_text(encoding="utf-8")) if samples_path.exists() else {}
                 )
@@ -141,7 +145,7 @@ async def main(args: argparse.Namespace) -> int:
         "benchmark": "loadtest", "users": args.users, "seconds": seconds, "think_seconds": args.think,
         "workers": args.workers, "requests": requests, "failures": failures, "sales": sales,
         "requests_per_second": round(requests / seconds, 2), "sales_per_second": round(sales / seconds, 2),
-        "locust_exit_code": completed.returncode, "ledger_holds": not mismatches, "goal_met": met,
+        "locust_exit_code": exit_code, "ledger_holds": not mismatches, "goal_met": met,
         "machine": machine(), "calls": rows,
         "failures_by_call": {r["Name"]: int(r["Failure Count"]) for r in stats if int(r["Failure Count"])},
     }  # fmt: skip
@@ -163,7 +167,5 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between a register's calls (s)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
-    try:
-        sys.exit(asyncio.run(main(parser.parse_args())))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    arguments = parser.parse_args()
+    run_main(lambda: main(arguments))
