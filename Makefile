@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint format services browser lock clean
+.PHONY: help venv run test lint format services browser lock clean loadtest fuzz
 
 help:
 	@echo "make run    set up (venv, .env, SQLite database, demo data) and start on http://127.0.0.1:8000"
 	@echo "make test   set up and run every check: lint, types and the whole test suite"
 	@echo "make lint   ruff and mypy only;  make format  rewrite code in house style"
 	@echo "make lock   refresh constraints.txt after changing dependencies"
+	@echo "make loadtest  Locust, 50 registers on a live server (bench/loadtest/run.py; LOADTEST_ARGS=...)"
+	@echo "make fuzz      the long API fuzzing run (make test runs a bounded one)"
 
 # Reinstall only when the dependencies change.
 $(STAMP): pyproject.toml constraints.txt
@@ -30,13 +32,13 @@ run: venv
 	$(BIN)/posomni serve --with-worker
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 format: venv
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 services:
 	scripts/services.sh
@@ -46,6 +48,16 @@ browser:
 
 test: venv lint services browser
 	$(BIN)/pytest
+
+# Load and robustness evidence (bench/README.md). Each starts and removes its own server, database and Redis.
+LOADTEST_ARGS ?=
+loadtest: venv services
+	$(BIN)/python bench/loadtest/run.py $(LOADTEST_ARGS)
+
+# The bounded fuzz run is part of `make test` (tests/fuzz); this one fuzzes far more and adds the stateful phase.
+fuzz: venv services
+	POSOMNI_FUZZ_EXAMPLES=100 POSOMNI_FUZZ_PHASES=examples,coverage,fuzzing,stateful POSOMNI_FUZZ_TIMEOUT=2400 \
+		$(BIN)/pytest tests/fuzz
 
 lock: venv
 	$(BIN)/pip freeze --exclude-editable --disable-pip-version-check | grep -v '^posomni' > constraints.txt

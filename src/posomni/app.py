@@ -31,6 +31,7 @@ from posomni.inventory.router import router as inventory_router
 from posomni.kit.ids import is_valid_request_id, new_request_id
 from posomni.logging import configure_logging, get_logger
 from posomni.monitoring import setup as monitoring
+from posomni.openapi import document_error_responses
 from posomni.payments.gateway import PaymentGateway
 from posomni.payments.router import router as payments_router
 from posomni.sales.refund_saga import Refunds
@@ -145,6 +146,7 @@ def create_app(
     # Set before the lifespan runs, so handlers can read them even during start-up.
     app.state.settings = resolved
     install_error_handlers(app)
+    document_error_responses(app)
     # Starlette runs the middleware added last first: request id → monitoring (log context, metrics) → security
     # headers → CORS → rate limit → card-data guard (refuses card numbers before any route, log line or error
     # report sees them).

@@ -29,6 +29,12 @@ _HTTP_CODES = {
 }
 
 
+# SQLSTATEs of a value the client sent that the database cannot hold: a NUL or untranslatable character in a
+# text, a number beyond its column's range, or a parameter the driver refuses (an id beyond 64 bits). Found by
+# the API fuzzer (tests/fuzz); they are the client's error, not the server's.
+_UNSTORABLE_VALUE = frozenset({"22000", "22003", "22021", "22P05"})
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -90,6 +96,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 error_body("service_unavailable", "The database is unavailable; try again shortly."),
                 status_code=503,
+            )
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate in _UNSTORABLE_VALUE:
+            log.warning("unstorable_value", sqlstate=sqlstate, request_id=_request_id(request))
+            return JSONResponse(
+                error_body("invalid_value", "A value is out of range or has characters that cannot be stored."),
+                status_code=422,
             )
         return await unexpected(request, exc)
 

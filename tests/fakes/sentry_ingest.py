@@ -74,6 +74,11 @@ class SentryIngest:
             body = gzip.decompress(body)
         elif encoding == "deflate":
             body = zlib.decompress(body)
+        elif encoding == "br":
+            # The SDK compresses with Brotli whenever the `brotli` package is installed (Locust brings it).
+            import brotli
+
+            body = brotli.decompress(body)
         elif encoding:
             return JSONResponse({"detail": f"unsupported encoding {encoding}"}, status_code=415)
         header, items = parse_envelope(body)

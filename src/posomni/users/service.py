@@ -134,7 +134,8 @@ async def update(
 ) -> User:
     user = await get(session, user_id)
     changes = data.model_dump(exclude_unset=True)
-    role = Role(changes.get("role", user.role))
+    # An explicit null leaves the role as it is, as it does the name (the fuzzer sent `"role": null`).
+    role = Role(changes.get("role") or user.role)
     store_id = changes.get("store_id", user.store_id)
     await _check_store(session, role, store_id)
     before = {"role": user.role, "store_id": user.store_id, "full_name": user.full_name}
