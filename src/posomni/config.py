@@ -94,6 +94,10 @@ class Settings:
     stripe_secret_key: SecretStr | None
     stripe_api_base: str | None
     stripe_webhook_secret: SecretStr | None
+    # How often the worker reconciles card payments with Stripe (0: never), and the age after which an
+    # authorisation nobody captured is voided as an orphan.
+    reconcile_interval_minutes: int
+    reconcile_orphan_age_minutes: int
     redis_host: str | None
     redis_port: int
     redis_password: SecretStr | None
@@ -162,6 +166,8 @@ class RawEnvironment(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_api_base: str | None = None
     stripe_webhook_secret: SecretStr | None = None
+    reconcile_interval_minutes: str | None = None
+    reconcile_orphan_age_minutes: str | None = None
     redis_host: str | None = None
     redis_port: str | None = None
     redis_password: SecretStr | None = None
@@ -426,6 +432,19 @@ def _stripe(checker: _Checker, raw: RawEnvironment, env: Environment) -> tuple[S
     return key, base.rstrip("/") if base else None
 
 
+def _reconciliation(checker: _Checker, raw: RawEnvironment, env: Environment, card_processor: str) -> dict[str, Any]:
+    interval = checker.integer("RECONCILE_INTERVAL_MINUTES", raw.reconcile_interval_minutes, 15, 0, 1440)
+    # Not younger than 10 minutes: a sale still at the register may hold a fresh authorisation.
+    age = checker.integer("RECONCILE_ORPHAN_AGE_MINUTES", raw.reconcile_orphan_age_minutes, 60, 10, 10080)
+    if interval == 0 and card_processor == "stripe" and env is Environment.PRODUCTION:
+        checker.warn(
+            "RECONCILE_INTERVAL_MINUTES",
+            "is 0: the worker never voids orphan authorisations",
+            "use e.g. 15, or run `posomni payments reconcile` from cron",
+        )
+    return {"reconcile_interval_minutes": interval, "reconcile_orphan_age_minutes": age}
+
+
 def _card_processor(
     checker: _Checker, raw: RawEnvironment, env: Environment, has_stripe_key: bool
 ) -> Literal["stripe", "simulated", "none"]:
@@ -631,6 +650,7 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         checker.error("RATE_LIMIT_PER_CLIENT", f"{per_client!r} is not a rate", "use e.g. 3000/minute")
 
     card_processor = _card_processor(checker, raw, env, stripe_key is not None)
+    reconciliation = _reconciliation(checker, raw, env, card_processor)
 
     redis = _redis(checker, raw)
     sentry = _sentry(checker, raw, env)
@@ -669,6 +689,7 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         rate_limit_per_client=per_client,
         card_processor=card_processor,
         warnings=tuple(p for p in problems if p.severity == "warning"),
+        **reconciliation,
         **redis,
         **sentry,
         **monitoring,

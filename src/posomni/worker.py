@@ -1,4 +1,5 @@
-"""Background work: deliver the outbox, finish interrupted sales and refunds, tidy expired revocations, and
+"""Background work: deliver the outbox, finish interrupted sales and refunds, tidy expired revocations,
+reconcile card payments with Stripe (voiding orphan authorisations) every RECONCILE_INTERVAL_MINUTES, and
 take the daily backup when BACKUP_SCHEDULE is set.
 
 Runs as its own process (`posomni worker`) or inside `posomni serve --with-worker` for a one-machine store.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from posomni.auth.revocation import RevocationStore
 from posomni.backoffice.client import BackOfficeClient
@@ -20,6 +22,7 @@ from posomni.database import Database
 from posomni.logging import get_logger
 from posomni.outbox.worker import OutboxWorker
 from posomni.payments.gateway import PaymentGateway
+from posomni.payments.tasks import ReconciliationTask
 from posomni.sales.refund_saga import Refunds
 from posomni.sales.saga import Checkout
 from posomni.security.crypto import EncryptionService
@@ -78,5 +81,23 @@ async def run(
             await backups.run_if_due(database, configured, crypto)
 
         jobs.append(_every(backups.CHECK_INTERVAL_S, stop, "backup", backup))
-    log.info("worker_started", backoffice=backoffice.configured, backup_schedule=str(schedule) if schedule else "off")
+    # Only Stripe keeps a record to reconcile against; the simulated processor has none.
+    reconcile_every = 0
+    if settings is not None and settings.card_processor == "stripe" and gateway is not None:
+        reconcile_every = settings.reconcile_interval_minutes
+        if reconcile_every > 0:
+            reconciliation = ReconciliationTask(
+                database,
+                gateway,
+                crypto,
+                interval_seconds=reconcile_every * 60.0,
+                void_older_than=timedelta(minutes=settings.reconcile_orphan_age_minutes),
+            )
+            jobs.append(reconciliation.run_forever(stop))
+    log.info(
+        "worker_started",
+        backoffice=backoffice.configured,
+        backup_schedule=str(schedule) if schedule else "off",
+        reconciliation=f"every {reconcile_every} min" if reconcile_every else "off",
+    )
     await asyncio.gather(*jobs)

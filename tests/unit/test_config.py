@@ -289,6 +289,28 @@ def test_rate_limit_settings() -> None:
     assert warnings_for("RATE_LIMIT_ENABLED", **{**PRODUCTION, "RATE_LIMIT_ENABLED": "false"})
 
 
+class TestReconciliation:
+    def test_defaults_every_15_minutes_voiding_after_an_hour(self) -> None:
+        settings = make()
+        assert (settings.reconcile_interval_minutes, settings.reconcile_orphan_age_minutes) == (15, 60)
+        tuned = make(RECONCILE_INTERVAL_MINUTES="0", RECONCILE_ORPHAN_AGE_MINUTES="240")
+        assert (tuned.reconcile_interval_minutes, tuned.reconcile_orphan_age_minutes) == (0, 240)
+
+    def test_ranges(self) -> None:
+        for bad in ("-1", "1441", "often"):
+            assert errors_for("RECONCILE_INTERVAL_MINUTES", RECONCILE_INTERVAL_MINUTES=bad), bad
+        # Younger than 10 minutes could void the authorisation of a sale still at the register.
+        for bad in ("9", "10081", "soon"):
+            assert errors_for("RECONCILE_ORPHAN_AGE_MINUTES", RECONCILE_ORPHAN_AGE_MINUTES=bad), bad
+        assert not errors_for("RECONCILE_ORPHAN_AGE_MINUTES", RECONCILE_ORPHAN_AGE_MINUTES="10")
+
+    def test_off_in_production_with_stripe_is_a_warning(self) -> None:
+        live = {**PRODUCTION, "STRIPE_SECRET_KEY": "sk_live_51ABCdefGHI"}
+        assert warnings_for("RECONCILE_INTERVAL_MINUTES", **live, RECONCILE_INTERVAL_MINUTES="0")
+        assert not warnings_for("RECONCILE_INTERVAL_MINUTES", **live)
+        assert not warnings_for("RECONCILE_INTERVAL_MINUTES", **PRODUCTION, RECONCILE_INTERVAL_MINUTES="0")
+
+
 class TestCardProcessor:
     def test_defaults(self) -> None:
         assert make(POS_ENV="development").card_processor == "simulated"

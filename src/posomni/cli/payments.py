@@ -76,8 +76,11 @@ def _print_report(report: ReconciliationReport) -> None:
 def reconcile_command(
     day: str | None = typer.Option(None, "--date", help="Business date YYYY-MM-DD (default: each store's today)."),
     store: str | None = typer.Option(None, "--store", help="Only this store (its code)."),
-    older_than: int = typer.Option(
-        60, "--void-orphans-older-than", min=1, help="Void uncaptured authorisations older than this (minutes)."
+    older_than: int | None = typer.Option(
+        None,
+        "--void-orphans-older-than",
+        min=1,
+        help="Void uncaptured authorisations older than this (minutes; default RECONCILE_ORPHAN_AGE_MINUTES, 60).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report orphans without voiding them."),
     as_json: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
@@ -95,6 +98,7 @@ def reconcile_command(
         err_console.print("[red]No card processor is configured (CARD_PROCESSOR / STRIPE_SECRET_KEY).[/]")
         raise typer.Exit(code=1)
     crypto = bootstrap.encryption(settings)
+    age_minutes = older_than if older_than is not None else settings.reconcile_orphan_age_minutes
 
     async def go() -> list[ReconciliationReport]:
         try:
@@ -105,7 +109,7 @@ def reconcile_command(
                     crypto,
                     business_date=business_date,
                     store_code=store,
-                    void_older_than=timedelta(minutes=older_than),
+                    void_older_than=timedelta(minutes=age_minutes),
                     dry_run=dry_run,
                 )
         finally:

@@ -45,7 +45,8 @@ async def _work(settings: Settings) -> None:
 
 
 def run_worker(env_file: Path = EnvFileOption) -> None:
-    """Deliver the back-office outbox, finish interrupted sales and refunds, and tidy up — until stopped."""
+    """Deliver the back-office outbox, finish interrupted sales and refunds, reconcile card payments with Stripe,
+    take scheduled backups and tidy up — until stopped."""
     settings = settings_or_exit(env_file)
     configure_logging(settings.log_level, settings.log_format)
     console.print("POS-Omni worker running; stop with Ctrl-C.")
