@@ -40,6 +40,8 @@ class ShiftReport:
     net_sales_cents: int = 0
     returns_count: int = 0
     returns_cents: int = 0
+    returns_tax_cents: int = 0
+    net_tax_cents: int = 0
     voids_count: int = 0
     voids_cents: int = 0
     tax_by_class: dict[str, int] = field(default_factory=dict)
@@ -106,6 +108,7 @@ async def build(session: AsyncSession, shift: Shift, *, kind: str) -> ShiftRepor
         if sale.kind == "return":
             report.returns_count += 1
             report.returns_cents += sale.total_cents
+            report.returns_tax_cents += sale.tax_cents
         elif sale.status == SaleStatus.VOIDED.value:
             report.voids_count += 1
             report.voids_cents += sale.total_cents
@@ -119,6 +122,8 @@ async def build(session: AsyncSession, shift: Shift, *, kind: str) -> ShiftRepor
     # Returns and voids reduce net sales; their tax comes back too.
     counted = {s.id for s in sales if s.kind == "sale" and s.status == SaleStatus.COMPLETED.value}
     report.net_sales_cents -= report.returns_cents
+    # Tax by class is net of returns, like the net tax it adds up to.
+    report.net_tax_cents = report.tax_cents - report.returns_tax_cents
     if sale_ids:
         rows = await session.execute(
             select(SaleLine.tax_class, Sale.kind, func.sum(SaleLine.tax_cents))
@@ -192,10 +197,12 @@ def to_html(report: ShiftReport, store_name: str) -> str:
         _row("Business date", report.business_date),
         _row("Sales", f"{report.sales_count}  {money(report.gross_sales_cents)}"),
         _row("Discounts", money(report.discounts_cents)),
-        _row("Tax", money(report.tax_cents)),
-        *[_row(f"  tax {name}", money(amount)) for name, amount in sorted(report.tax_by_class.items())],
+        _row("Tax on sales", money(report.tax_cents)),
         _row("Deposits", money(report.deposits_cents)),
         _row("Returns", f"{report.returns_count}  {money(report.returns_cents)}"),
+        _row("Tax on returns", money(report.returns_tax_cents)),
+        _row("Net tax", money(report.net_tax_cents)),
+        *[_row(f"  net tax {name}", money(amount)) for name, amount in sorted(report.tax_by_class.items())],
         _row("Voids", f"{report.voids_count}  {money(report.voids_cents)}"),
         _row("Net sales", money(report.net_sales_cents)),
         *[_row(f"Tender {name}", money(amount)) for name, amount in sorted(report.tenders.items())],

@@ -81,6 +81,8 @@ class ShiftReportOut(BaseModel):
     net_sales_cents: int
     returns_count: int
     returns_cents: int
+    returns_tax_cents: int
+    net_tax_cents: int
     voids_count: int
     voids_cents: int
     tax_by_class: dict[str, int]
