@@ -10,7 +10,7 @@ Topics (sent as the document `type`; payload amounts are integer cents):
     sale.voided      a completed sale was voided                          aggregate: the sale id
     stock.movement   stock changed: receipt, adjustment, count, transfer  aggregate: the movement id
     price.changed    a product's price changed                            aggregate: the product id
-    day.closed       a store's business day was closed (the Z report)     aggregate: "<store code>:<date>"
+    shift.closed     a register's shift was closed: its Z report          aggregate: the shift id
 
 Callers should pass a deterministic idempotency key when the event has one (`sale.completed:<sale id>`), so
 that a retried request cannot enqueue the same event twice (the key is unique). Without one, a random key
@@ -35,7 +35,9 @@ from posomni.outbox.metrics import outbox_metrics
 from posomni.outbox.models import OutboxMessage
 from posomni.outbox.schemas import DeadMessage, OutboxHealth, OutboxStatus
 
-TOPICS = frozenset({"sale.completed", "sale.returned", "sale.voided", "stock.movement", "price.changed", "day.closed"})
+TOPICS = frozenset(
+    {"sale.completed", "sale.returned", "sale.voided", "stock.movement", "price.changed", "shift.closed"}
+)
 
 # /health turns degraded when the oldest waiting message is older than this.
 DEFAULT_STALE_AFTER = timedelta(minutes=15)

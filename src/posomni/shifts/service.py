@@ -9,6 +9,7 @@ from posomni.audit import service as audit
 from posomni.auth.principal import Actor
 from posomni.kit.errors import Conflict, NotFound, ValidationFailed
 from posomni.kit.time import local_date, utcnow
+from posomni.outbox import service as outbox
 from posomni.security.crypto import EncryptionService
 from posomni.shifts import reports
 from posomni.shifts.models import CashMovement, Shift
@@ -150,4 +151,10 @@ async def close_shift(
     )  # fmt: skip
     # The chain head after the close entry: printed on the Z report so a paper copy anchors the audit log.
     final.audit_chain_head = await reports.chain_head(session, locked.store_id)
+    # The Z report goes to the back office with the close, in its transaction; the key is the shift's, so a
+    # retried close can never send it twice.
+    await outbox.enqueue(
+        session, store_id=locked.store_id, topic="shift.closed", aggregate_id=str(locked.id),
+        payload=final.as_dict(), idempotency_key=f"shift:{locked.id}:closed", request_id=actor.request_id,
+    )  # fmt: skip
     return final

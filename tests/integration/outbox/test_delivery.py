@@ -47,9 +47,9 @@ async def test_enqueue_belongs_to_the_callers_transaction(database: Database) ->
 
     async with database.unit_of_work() as session:
         message = await service.enqueue(
-            session, store_id=stores["S1"], topic="day.closed", aggregate_id="S1:2025-06-01", payload={"z": 1}
+            session, store_id=stores["S1"], topic="shift.closed", aggregate_id="7", payload={"z": 1}
         )
-    assert message.idempotency_key.startswith("day.closed:S1:2025-06-01:")
+    assert message.idempotency_key.startswith("shift.closed:7:")
     assert (await messages(database))[message.idempotency_key].status == "pending"
 
 
