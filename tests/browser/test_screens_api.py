@@ -9,9 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from posomni.audit.models import AuditEntry
 from posomni.database import Database
+from posomni.outbox import service as outbox
+from posomni.outbox.models import OutboxMessage
 from posomni.stores.models import Register
 from tests.browser.support import CHIPS, COKE, VODKA
 from tests.conftest import make_settings
@@ -168,3 +171,49 @@ async def test_the_catalog_import_reports_row_errors_and_needs_catalog_rights(
     assert {e["line"] for e in body["errors"]} == {3}
     refused = await http.post("/web/api/catalog/import", files=files, headers=cashier)
     assert refused.status_code == 403
+
+
+async def test_a_manager_sees_a_dead_message_and_retries_it_and_the_retry_is_audited(
+    app_http: tuple[FastAPI, httpx.AsyncClient], database: Database
+) -> None:
+    _, http = app_http
+    async with database.unit_of_work() as session:
+        parked = await outbox.enqueue(
+            session,
+            store_id=1,
+            topic="price.changed",
+            aggregate_id="7",
+            payload={"price_cents": 1},
+            idempotency_key="k-7",
+        )
+        await session.flush()
+        parked.status, parked.attempts, parked.last_error = "dead", 10, "rejected: HTTP 422: unknown item"
+        parked_id = parked.id
+    manager = await sign_in(http, "manager")
+    cashier = await sign_in(http, "cashier", register_id=1)
+
+    status = (await http.get("/web/api/outbox", headers=manager)).json()
+    assert status["dead"] == 1
+    assert [(m["id"], m["last_error"]) for m in status["dead_messages"]] == [
+        (parked_id, "rejected: HTTP 422: unknown item")
+    ]
+    assert (await http.post(f"/web/api/outbox/{parked_id}/retry", headers=cashier)).status_code == 403
+    retried = await http.post(f"/web/api/outbox/{parked_id}/retry", headers=manager)
+    assert retried.status_code == 204, retried.text
+    again = await http.post(f"/web/api/outbox/{parked_id}/retry", headers=manager)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "outbox_message_not_dead"
+
+    async with database.sessionmaker() as session:
+        message = await session.get(OutboxMessage, parked_id)
+        assert message is not None
+        assert (message.status, message.attempts) == ("pending", 0)
+        entries = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "outbox.retried"))).all()
+    assert [(e.target_type, e.target_id, e.store_id, e.actor_role) for e in entries] == [
+        ("outbox_message", str(parked_id), 1, "manager")
+    ]
+    details = (
+        await http.get("/audit/entries", params={"action": "outbox.retried"}, headers=await sign_in(http, "admin"))
+    ).json()
+    assert details[0]["details"]["last_error"] == "rejected: HTTP 422: unknown item"
+    assert details[0]["details"]["attempts"] == 10

@@ -155,14 +155,26 @@ async def health(
     )
 
 
-async def retry(session: AsyncSession, message_id: int) -> None:
-    """Put one dead message back in its store's queue, at its original place, with a fresh attempt budget."""
+async def retry(session: AsyncSession, message_id: int) -> DeadMessage:
+    """Put one dead message back in its store's queue, at its original place, with a fresh attempt budget;
+    returns the message as it was when dead (for the caller's audit entry)."""
     message = await repository.get(session, message_id)
     if message is None:
         raise OutboxMessageNotFound(details={"id": message_id})
     if message.status != repository.DEAD:
         raise OutboxMessageNotDead(details={"id": message_id, "status": message.status})
+    parked = DeadMessage(
+        id=message.id,
+        store_id=message.store_id,
+        topic=message.topic,
+        aggregate_id=message.aggregate_id,
+        idempotency_key=message.idempotency_key,
+        attempts=message.attempts,
+        last_error=message.last_error,
+        created_at=message.created_at,
+    )
     await repository.requeue_dead(session, now=utcnow(), ids=[message_id])
+    return parked
 
 
 async def retry_all_dead(session: AsyncSession) -> int:

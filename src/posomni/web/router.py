@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from posomni.audit import service as audit
 from posomni.auth.dependencies import Auth, actor, require
 from posomni.auth.permissions import ROLE_PERMISSIONS, Permission
 from posomni.auth.principal import Principal
@@ -222,8 +223,18 @@ async def outbox_status(
 
 @api.post("/outbox/{message_id}/retry", status_code=204)
 async def retry_outbox_message(
-    message_id: PathId, session: DbSession, principal: Annotated[Principal, Depends(require(Permission.OUTBOX_MANAGE))]
+    message_id: PathId,
+    request: Request,
+    session: DbSession,
+    auth: Auth,
+    principal: Annotated[Principal, Depends(require(Permission.OUTBOX_MANAGE))],
 ) -> Response:
-    """Put a dead message back in its queue with a fresh attempt budget."""
-    await outbox.retry(session, message_id)
+    """Put a dead message back in its queue with a fresh attempt budget (audited: `outbox.retried`)."""
+    parked = await outbox.retry(session, message_id)
+    await audit.record(
+        session, auth.crypto, actor(request, principal), "outbox.retried", store_id=parked.store_id,
+        target_type="outbox_message", target_id=parked.id,
+        details={"topic": parked.topic, "aggregate_id": parked.aggregate_id, "idempotency_key": parked.idempotency_key,
+                 "attempts": parked.attempts, "last_error": parked.last_error},
+    )  # fmt: skip
     return Response(status_code=204)
