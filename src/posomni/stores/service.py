@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from posomni.audit import service as audit
 from posomni.auth.principal import Actor
+from posomni.inventory import service as inventory
 from posomni.kit.errors import Conflict, NotFound, ValidationFailed
 from posomni.kit.time import is_valid_timezone
 from posomni.security.crypto import EncryptionService
@@ -187,6 +188,9 @@ async def replace_settings(
     # A new dict, not an in-place edit: the JSON column only notices assignment.
     store.settings = normalised
     await session.flush()
+    if "allow_negative_stock" in before:
+        # The stock rows' database-level flag follows the setting in the same transaction.
+        await inventory.apply_negative_stock_setting(session, store.id, bool(new["allow_negative_stock"]))
     if before:
         await audit.record(
             session, crypto, actor, "store.settings_changed", store_id=store.id, target_type="store",

@@ -18,6 +18,7 @@ from posomni.audit.models import AuditEntry
 from posomni.audit.service import decrypt_details
 from posomni.config import Settings
 from posomni.database import Database
+from posomni.inventory.models import StockLevel
 from posomni.security.crypto import EncryptionService
 from posomni.stores.models import Store
 from posomni.stores.service import StoreSettingsBroken
@@ -138,6 +139,23 @@ async def test_settings_change_is_audited_with_before_and_after(
     for role in ("manager", "cashier", "auditor"):
         headers = await sign_in(http, role)
         assert (await http.put("/stores/1/settings", headers=headers, json=document)).status_code == 403
+
+
+async def test_switching_negative_stock_updates_every_stock_row_in_the_same_request(
+    http: httpx.AsyncClient, database: Database
+) -> None:
+    admin = await sign_in(http, "admin")
+
+    async def flags() -> set[bool]:
+        async with database.sessionmaker() as session:
+            return set(await session.scalars(select(StockLevel.allow_negative).where(StockLevel.store_id == 1)))
+
+    assert await flags() == {False}
+    response = await http.put("/stores/1/settings", headers=admin, json={"allow_negative_stock": True})
+    assert response.status_code == 200, response.text
+    assert await flags() == {True}
+    assert (await http.put("/stores/1/settings", headers=admin, json={})).status_code == 200
+    assert await flags() == {False}
 
 
 async def test_store_changes_are_validated_together_and_audited(
