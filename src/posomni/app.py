@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from posomni import __version__, bootstrap, worker
+from posomni import __version__, bootstrap, migrate, worker
 from posomni.audit.router import router as audit_router
 from posomni.auth.middleware import ClientRateLimitMiddleware
 from posomni.auth.router import router as auth_router
@@ -74,6 +74,11 @@ class RequestIdMiddleware:
 async def _recover_interrupted(database: Database, crypto: EncryptionService, gateway: PaymentGateway | None) -> None:
     """Sales and refunds left half-done by a stopped process: finished or compensated at start-up."""
     try:
+        state = await migrate.status(database.engine)
+        if not state.up_to_date:
+            # Not migrated yet (a fresh install): nothing can be half-done, and /health already says "down".
+            log.warning("startup_recovery_skipped", reason="migrations pending", current=state.current, head=state.head)
+            return
         results = await Checkout(database, crypto, gateway).recover()
         finished = await Refunds(database, crypto, gateway).finish_pending()
     except Exception:  # a failed recovery must not stop the register; `posomni sagas recover` retries it
