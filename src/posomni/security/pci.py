@@ -17,14 +17,16 @@ What looks like a card number (`find_card_numbers`):
   holds no card number, and neither does a 20-digit reference.
 
 Where the guard looks: every JSON string, number and object key at any depth, every form field (not
-uploaded files), other text bodies as text, and query-string values.
+uploaded files), other text bodies as text, query-string values, and each segment of the URL path (text path
+parameters: a receipt number, a barcode, a reader id).
 
 Not refused, by rule:
 
 * barcodes in barcode fields. A field named `code`, `barcode`, `gtin`, `upc`, `ean` (or ending `_code`,
   `_barcode`, `_gtin`, `_upc`, `_ean`, or a list under `barcodes`, `codes`, `gtins`) whose value is a valid
   GS1 code (check digit verified by `catalog.barcodes.is_valid`) is a scanned product. Only 13- and 14-digit
-  card numbers can collide with a GTIN; a 15- to 19-digit card number in those fields is still refused;
+  card numbers can collide with a GTIN; a 15- to 19-digit card number in those fields is still refused. A
+  path segment is judged the same way (`/catalog/lookup/{code}` takes scanned barcodes);
 * ID scans: a string carrying an AAMVA header (`ANSI ` or `AAMVA` followed by the six-digit issuer number)
   is a driver's licence barcode for the age check, not card data. Its document numbers can be long digit runs
   that pass Luhn by chance;
@@ -233,6 +235,14 @@ def _query_location(query: str) -> str | None:
     return None if found is None else "query:" + found
 
 
+def _path_location(path: str) -> str | None:
+    """`path:/<n>` for the first segment of the (decoded) URL path holding a card number, else None."""
+    for index, segment in enumerate(path.split("/")):
+        if segment and contains_card_number(segment) and not _exempt_text(segment, "code"):
+            return f"path:/{index}"
+    return None
+
+
 def _is_json(content_type: str) -> bool:
     main = content_type.split(";", 1)[0].strip().lower()
     return main == "" or main == "application/json" or main.endswith("+json")
@@ -251,7 +261,7 @@ class CardDataGuardMiddleware:
         if scope["type"] != "http" or scope["path"] in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        location = _query_location(scope.get("query_string", b"").decode("latin-1"))
+        location = _path_location(scope["path"]) or _query_location(scope.get("query_string", b"").decode("latin-1"))
         replay = receive
         if location is None and scope["method"] in _BODY_METHODS:
             messages, body = await _read_body(receive)
@@ -266,7 +276,7 @@ class CardDataGuardMiddleware:
         log.warning(
             "card_data_refused",
             method=scope["method"],
-            path=scope["path"],
+            path=scrub(scope["path"]),
             field=scrub(location),
             request_id=request_id,
         )

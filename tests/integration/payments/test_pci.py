@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,70 @@ async def test_the_stripe_webhook_is_left_to_its_signature(app_client: tuple[Fas
     _, http = app_client
     response = await http.post("/webhooks/stripe", json={"id": VISA}, headers={"Stripe-Signature": "t=1,v1=x"})
     assert response.json()["error"]["code"] != REFUSED
+
+
+def text_parameter_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
+    """Every route that takes text outside its body: a query parameter or a text path parameter."""
+    routes = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute) or context.path is None:
+            continue
+        text_path = any(p.field_info.annotation is str for p in route.dependant.path_params)
+        if route.dependant.query_params or text_path:
+            routes.extend((method, context.path, route) for method in sorted(context.methods or ()))
+    return routes
+
+
+def with_card_in_path(path: str, route: APIRoute, number: str) -> str:
+    text_params = {p.name for p in route.dependant.path_params if p.field_info.annotation is str}
+
+    def value(match: Any) -> str:
+        name = match.group(1).split(":")[0]
+        return number if name in text_params else "999999"
+
+    return re.sub(r"\{([^}]+)\}", value, path)
+
+
+async def test_every_query_and_text_path_parameter_refuses_card_numbers(
+    app_client: tuple[FastAPI, httpx.AsyncClient],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, http = app_client
+    caplog.set_level("DEBUG")
+    caplog.set_level("WARNING", logger="httpx")  # the test's own client logs the URLs it sends
+    routes = text_parameter_routes(app)
+    in_path = [r for r in routes if any(p.field_info.annotation is str for p in r[2].dependant.path_params)]
+    assert len(routes) >= 20
+    assert len(in_path) >= 3  # a receipt number, a barcode, a reader id
+    sent = 0
+    for method, path, route in routes:
+        for number in (VISA, "4242 4242 4242 4242", "3782-822463-10005"):
+            for param in route.dependant.query_params:
+                response = await http.request(method, fill(path), params={param.alias or param.name: number})
+                assert response.status_code == 422, f"{method} {path} ?{param.name}: {response.status_code}"
+                assert response.json()["error"]["code"] == REFUSED
+                assert number not in response.text
+                sent += 1
+            if (method, path, route) in in_path:
+                response = await http.request(method, with_card_in_path(path, route, number))
+                assert response.status_code == 422, f"{method} {path} with a card: {response.status_code}"
+                assert response.json()["error"]["code"] == REFUSED
+                assert response.json()["error"]["details"]["field"].startswith("path:")
+                assert number not in response.text
+                sent += 1
+    assert sent > 60
+
+    logged = everything_logged(capsys, caplog)
+    assert "card_data_refused" in logged
+    for number in (VISA, AMEX, "4242 4242 4242 4242", "4242-4242-4242-4242", "3782-822463-10005", "3782 822463 10005"):
+        assert number not in logged
+
+
+async def test_a_scanned_barcode_in_the_path_is_not_card_data(app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, http = app_client
+    for code in luhn_passing_gtins():
+        assert find_card_numbers(code)  # a card number by shape alone
+        response = await http.get(f"/catalog/lookup/{code}")
+        assert response.json().get("error", {}).get("code") != REFUSED, code
