@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from posomni.audit.models import AuditEntry
 from posomni.database import Database
 from posomni.outbox import service as outbox
 from posomni.outbox.models import OutboxMessage
-from posomni.stores.models import Register
+from posomni.stores.models import Register, Store
 from tests.browser.support import CHIPS, COKE, VODKA
 from tests.conftest import make_settings
 from tests.support import running_app, seed_demo, sign_in
@@ -217,3 +219,72 @@ async def test_a_manager_sees_a_dead_message_and_retries_it_and_the_retry_is_aud
     ).json()
     assert details[0]["details"]["last_error"] == "rejected: HTTP 422: unknown item"
     assert details[0]["details"]["attempts"] == 10
+
+
+async def test_a_store_manager_sees_and_retries_only_their_own_stores_outbox_messages(
+    app_http: tuple[FastAPI, httpx.AsyncClient], database: Database
+) -> None:
+    _, http = app_http
+    async with database.unit_of_work() as session:
+        other = Store(code="S2", name="Other Liquors", timezone="America/New_York", state="FL",
+                      state_tax_rate=Decimal("0.06"))  # fmt: skip
+        session.add(other)
+        await session.flush()
+        parked: dict[str, int] = {}
+        for label, store_id in (("own", 1), ("other", other.id), ("chain", None)):
+            message = await outbox.enqueue(
+                session, store_id=store_id, topic="price.changed", aggregate_id=label, payload={"price_cents": 1},
+                idempotency_key=f"k-{label}",
+            )  # fmt: skip
+            await session.flush()
+            message.status, message.attempts, message.last_error = "dead", 10, f"rejected: HTTP 422: {label}"
+            parked[label] = message.id
+        # One waiting and one delivered message of the other store: counted for the admin, never for the manager.
+        for label, state in (("other-waiting", "pending"), ("other-sent", "delivered")):
+            extra = await outbox.enqueue(
+                session, store_id=other.id, topic="price.changed", aggregate_id=label, payload={}, idempotency_key=label
+            )
+            extra.status = state
+    manager = await sign_in(http, "manager")  # bound to the demo store (id 1)
+    admin = await sign_in(http, "admin")  # chain-wide
+
+    everything = (await http.get("/web/api/outbox", headers=admin)).json()
+    assert (everything["dead"], everything["pending"], everything["delivered"]) == (3, 1, 1)
+    assert [m["id"] for m in everything["dead_messages"]] == [parked["own"], parked["other"], parked["chain"]]
+    mine = (await http.get("/web/api/outbox", headers=manager)).json()
+    assert (mine["dead"], mine["pending"], mine["delivered"]) == (1, 0, 0)
+    assert [m["id"] for m in mine["dead_messages"]] == [parked["own"]]
+    # The gauges keep describing the whole outbox: a store's view does not overwrite them.
+    assert REGISTRY.get_sample_value("posomni_outbox_dead_messages") == 3
+    assert REGISTRY.get_sample_value("posomni_outbox_pending_messages") == 1
+
+    # Another store's message and a chain-wide one do not exist for the manager: 404, unchanged, not audited.
+    for label in ("other", "chain"):
+        refused = await http.post(f"/web/api/outbox/{parked[label]}/retry", headers=manager)
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["error"]["code"] == "outbox_message_not_found"
+    unknown = await http.post("/web/api/outbox/999999/retry", headers=manager)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "outbox_message_not_found")
+    async with database.sessionmaker() as session:
+        for label in ("other", "chain"):
+            message = await session.get(OutboxMessage, parked[label])
+            assert message is not None
+            assert (message.status, message.attempts) == ("dead", 10)
+        assert not (await session.scalars(select(AuditEntry).where(AuditEntry.action == "outbox.retried"))).all()
+
+    assert (await http.post(f"/web/api/outbox/{parked['own']}/retry", headers=manager)).status_code == 204
+    assert (await http.post(f"/web/api/outbox/{parked['other']}/retry", headers=admin)).status_code == 204
+    assert (await http.post(f"/web/api/outbox/{parked['chain']}/retry", headers=admin)).status_code == 204
+    async with database.sessionmaker() as session:
+        statuses = {label: (await session.get(OutboxMessage, id_)) for label, id_ in parked.items()}
+        assert {label: m.status for label, m in statuses.items() if m is not None} == dict.fromkeys(parked, "pending")
+        entries = (
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "outbox.retried").order_by(AuditEntry.id)
+            )
+        ).all()
+    assert [(e.target_id, e.store_id, e.actor_role) for e in entries] == [
+        (str(parked["own"]), 1, "manager"),
+        (str(parked["other"]), other.id, "admin"),
+        (str(parked["chain"]), None, "admin"),
+    ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, null, select, union_all, update
+from sqlalchemy import ColumnElement, CursorResult, func, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posomni.outbox.models import OutboxMessage
@@ -130,13 +130,20 @@ class Counts:
     oldest_pending_at: datetime | None
 
 
-async def counts(session: AsyncSession, *, include_delivered: bool = True) -> Counts:
+def _in_scope(scope: int | None) -> list[ColumnElement[bool]]:
+    """`scope`: one store's messages only, or None for every message (every store's and the chain-wide ones)."""
+    return [] if scope is None else [OutboxMessage.store_id == scope]
+
+
+async def counts(session: AsyncSession, *, include_delivered: bool = True, scope: int | None = None) -> Counts:
     """Without `include_delivered` only the pending and dead rows are read: the delivered ones are nearly the
     whole table, and counting them on every gauge refresh or /health call would grow with its history."""
     by_status: dict[str, int] = {}
     oldest: datetime | None = None
-    query = select(OutboxMessage.status, func.count(), func.min(OutboxMessage.created_at)).group_by(
-        OutboxMessage.status
+    query = (
+        select(OutboxMessage.status, func.count(), func.min(OutboxMessage.created_at))
+        .where(*_in_scope(scope))
+        .group_by(OutboxMessage.status)
     )
     if not include_delivered:
         query = query.where(OutboxMessage.status.in_([PENDING, DEAD]))
@@ -145,7 +152,9 @@ async def counts(session: AsyncSession, *, include_delivered: bool = True) -> Co
         if status == PENDING:
             oldest = first_created
     failing = await session.scalar(
-        select(func.count()).where(OutboxMessage.status == PENDING, OutboxMessage.last_error.is_not(None))
+        select(func.count()).where(
+            OutboxMessage.status == PENDING, OutboxMessage.last_error.is_not(None), *_in_scope(scope)
+        )
     )
     return Counts(
         pending=by_status.get(PENDING, 0),
@@ -156,13 +165,21 @@ async def counts(session: AsyncSession, *, include_delivered: bool = True) -> Co
     )
 
 
-async def dead_messages(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
-    query = select(OutboxMessage).where(OutboxMessage.status == DEAD).order_by(OutboxMessage.id).limit(limit)
+async def dead_messages(
+    session: AsyncSession, limit: int | None, *, scope: int | None = None, lock: bool = False
+) -> Sequence[OutboxMessage]:
+    """The oldest dead messages (all of them when `limit` is None); `lock` holds them until the transaction
+    ends, so that a retry reads the messages it requeues."""
+    query = select(OutboxMessage).where(OutboxMessage.status == DEAD, *_in_scope(scope)).order_by(OutboxMessage.id)
+    if limit is not None:
+        query = query.limit(limit)
+    if lock:
+        query = query.with_for_update()
     return (await session.scalars(query)).all()
 
 
-async def get(session: AsyncSession, message_id: int) -> OutboxMessage | None:
-    return await session.get(OutboxMessage, message_id)
+async def get(session: AsyncSession, message_id: int, *, lock: bool = False) -> OutboxMessage | None:
+    return await session.get(OutboxMessage, message_id, with_for_update=lock, populate_existing=lock)
 
 
 async def requeue_dead(session: AsyncSession, *, now: datetime, ids: Sequence[int] | None = None) -> int:

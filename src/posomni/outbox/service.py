@@ -90,17 +90,24 @@ async def enqueue(
 
 
 async def status(
-    session: AsyncSession, *, dead_limit: int = 20, include_delivered: bool = True, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    dead_limit: int = 20,
+    include_delivered: bool = True,
+    now: datetime | None = None,
+    scope: int | None = None,
 ) -> OutboxStatus:
-    """Depth, age and dead messages; also refreshes the Prometheus gauges."""
+    """Depth, age and dead messages. `scope`: one store's messages only (a store-bound viewer's), or None for
+    every store and the chain-wide messages; only the whole outbox refreshes the Prometheus gauges."""
     moment = now or utcnow()
-    counts = await repository.counts(session, include_delivered=include_delivered)
-    dead = await repository.dead_messages(session, dead_limit) if counts.dead else []
+    counts = await repository.counts(session, include_delivered=include_delivered, scope=scope)
+    dead = await repository.dead_messages(session, dead_limit, scope=scope) if counts.dead else []
     age = (moment - counts.oldest_pending_at).total_seconds() if counts.oldest_pending_at else None
-    metrics = outbox_metrics()
-    metrics.pending.set(counts.pending)
-    metrics.oldest_pending_age.set(max(age or 0.0, 0.0))
-    metrics.dead.set(counts.dead)
+    if scope is None:
+        metrics = outbox_metrics()
+        metrics.pending.set(counts.pending)
+        metrics.oldest_pending_age.set(max(age or 0.0, 0.0))
+        metrics.dead.set(counts.dead)
     return OutboxStatus(
         pending=counts.pending,
         failing=counts.failing,
@@ -108,19 +115,20 @@ async def status(
         oldest_pending_age_seconds=round(age, 3) if age is not None else None,
         delivered=counts.delivered,
         dead=counts.dead,
-        dead_messages=[
-            DeadMessage(
-                id=m.id,
-                store_id=m.store_id,
-                topic=m.topic,
-                aggregate_id=m.aggregate_id,
-                idempotency_key=m.idempotency_key,
-                attempts=m.attempts,
-                last_error=m.last_error,
-                created_at=m.created_at,
-            )
-            for m in dead
-        ],
+        dead_messages=[_dead(m) for m in dead],
+    )
+
+
+def _dead(message: OutboxMessage) -> DeadMessage:
+    return DeadMessage(
+        id=message.id,
+        store_id=message.store_id,
+        topic=message.topic,
+        aggregate_id=message.aggregate_id,
+        idempotency_key=message.idempotency_key,
+        attempts=message.attempts,
+        last_error=message.last_error,
+        created_at=message.created_at,
     )
 
 
@@ -155,24 +163,16 @@ async def health(
     )
 
 
-async def retry(session: AsyncSession, message_id: int) -> DeadMessage:
+async def retry(session: AsyncSession, message_id: int, *, scope: int | None = None) -> DeadMessage:
     """Put one dead message back in its store's queue, at its original place, with a fresh attempt budget;
-    returns the message as it was when dead (for the caller's audit entry)."""
-    message = await repository.get(session, message_id)
-    if message is None:
+    returns the message as it was when dead (for the caller's audit entry). With `scope` (a store-bound
+    caller's store) another store's message, or a chain-wide one, is not found, as if it did not exist."""
+    message = await repository.get(session, message_id, lock=True)
+    if message is None or (scope is not None and message.store_id != scope):
         raise OutboxMessageNotFound(details={"id": message_id})
     if message.status != repository.DEAD:
         raise OutboxMessageNotDead(details={"id": message_id, "status": message.status})
-    parked = DeadMessage(
-        id=message.id,
-        store_id=message.store_id,
-        topic=message.topic,
-        aggregate_id=message.aggregate_id,
-        idempotency_key=message.idempotency_key,
-        attempts=message.attempts,
-        last_error=message.last_error,
-        created_at=message.created_at,
-    )
+    parked = _dead(message)
     await repository.requeue_dead(session, now=utcnow(), ids=[message_id])
     return parked
 

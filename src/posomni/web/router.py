@@ -217,8 +217,9 @@ async def shift_history(
 async def outbox_status(
     session: DbSession, principal: Annotated[Principal, Depends(require(Permission.OUTBOX_MANAGE))]
 ) -> OutboxStatus:
-    """Messages waiting for the back office, failing, and dead (parked after too many attempts)."""
-    return await outbox.status(session, dead_limit=50)
+    """Messages waiting for the back office, failing, and dead (parked after too many attempts): a store-bound
+    account's own store only; a chain-wide one's every store and the chain-wide messages."""
+    return await outbox.status(session, dead_limit=50, scope=principal.store_id)
 
 
 @api.post("/outbox/{message_id}/retry", status_code=204)
@@ -229,8 +230,9 @@ async def retry_outbox_message(
     auth: Auth,
     principal: Annotated[Principal, Depends(require(Permission.OUTBOX_MANAGE))],
 ) -> Response:
-    """Put a dead message back in its queue with a fresh attempt budget (audited: `outbox.retried`)."""
-    parked = await outbox.retry(session, message_id)
+    """Put a dead message back in its queue with a fresh attempt budget (audited: `outbox.retried`). Another
+    store's message answers 404 to a store-bound account, as if it did not exist."""
+    parked = await outbox.retry(session, message_id, scope=principal.store_id)
     await audit.record(
         session, auth.crypto, actor(request, principal), "outbox.retried", store_id=parked.store_id,
         target_type="outbox_message", target_id=parked.id,
