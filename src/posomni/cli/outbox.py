@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from posomni import bootstrap
+from posomni.audit import service as audit
+from posomni.auth.principal import Actor
 from posomni.cli.common import EnvFileOption, console, err_console, open_database, run, settings_or_exit
 from posomni.config import Settings
 from posomni.kit.errors import PosError
 from posomni.outbox import service
-from posomni.outbox.schemas import OutboxStatus
+from posomni.outbox.schemas import DeadMessage, OutboxStatus
+from posomni.security.crypto import EncryptionService
 
 app = typer.Typer(help="Back-office outbox: status, retry dead messages, replay a period.", no_args_is_help=True)
 
@@ -26,6 +33,23 @@ def _fail(action: str, exc: Exception) -> None:
         first_line = str(original).splitlines()[0][:300] if str(original) else ""
         err_console.print(f"[red]{action} failed:[/] {type(original).__name__}: {first_line}")
     raise typer.Exit(code=1)
+
+
+def _actor() -> Actor:
+    return Actor.system(f"cli:{getpass.getuser()}")
+
+
+async def _audit_retried(session: AsyncSession, crypto: EncryptionService, actor: Actor, parked: DeadMessage) -> None:
+    # The same entry as a retry from the back-office screen, in the retry's transaction; `by` names the
+    # shell user, since a system actor has no user id.
+    details: dict[str, Any] = {
+        "topic": parked.topic, "aggregate_id": parked.aggregate_id, "idempotency_key": parked.idempotency_key,
+        "attempts": parked.attempts, "last_error": parked.last_error, "by": actor.name,
+    }  # fmt: skip
+    await audit.record(
+        session, crypto, actor, "outbox.retried", store_id=parked.store_id, target_type="outbox_message",
+        target_id=parked.id, details=details,
+    )  # fmt: skip
 
 
 def _date(value: str, option: str) -> date:
@@ -91,13 +115,19 @@ def retry_command(
     if (message_id is None) == (not all_dead):
         raise typer.BadParameter("give a message ID or --all-dead (not both)")
     settings = settings_or_exit(env_file)
+    crypto = bootstrap.encryption(settings)
+    actor = _actor()
 
     async def go() -> int:
         async with open_database(settings) as database, database.unit_of_work() as session:
             if message_id is not None:
-                await service.retry(session, message_id)
-                return 1
-            return await service.retry_all_dead(session)
+                parked = [await service.retry(session, message_id)]
+            else:
+                parked = await service.retry_all_dead(session)
+            # One entry per message, in its store's audit chain, committed with the requeue or not at all.
+            for message in parked:
+                await _audit_retried(session, crypto, actor, message)
+            return len(parked)
 
     try:
         count = run(go())
@@ -119,12 +149,25 @@ def replay_command(
     first = _date(start, "--from")
     last = _date(end, "--to") if end is not None else None
     settings = settings_or_exit(env_file)
+    crypto = bootstrap.encryption(settings)
+    actor = _actor()
 
     async def go() -> int:
         async with open_database(settings) as database, database.unit_of_work() as session:
-            return await service.replay(
+            lanes = await service.replay(
                 session, start=first, end=last, store_code=store, default_timezone=settings.store_timezone
             )
+            # One entry per store whose messages go back (the chain-wide ones in the chain-wide audit chain),
+            # in the replay's transaction.
+            for lane in lanes:
+                if lane.count:
+                    await audit.record(
+                        session, crypto, actor, "outbox.replayed", store_id=lane.store_id,
+                        target_type="store" if lane.store_id is not None else None, target_id=lane.store_id,
+                        details={"from": first.isoformat(), "to": last.isoformat() if last else None,
+                                 "store": lane.store_code, "messages": lane.count, "by": actor.name},
+                    )  # fmt: skip
+            return sum(lane.count for lane in lanes)
 
     try:
         count = run(go())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -177,8 +178,21 @@ async def retry(session: AsyncSession, message_id: int, *, scope: int | None = N
     return parked
 
 
-async def retry_all_dead(session: AsyncSession) -> int:
-    return await repository.requeue_dead(session, now=utcnow())
+async def retry_all_dead(session: AsyncSession) -> list[DeadMessage]:
+    """Every dead message back in its queue; returns them as they were when dead (for the audit entries)."""
+    parked = [_dead(m) for m in await repository.dead_messages(session, None, lock=True)]
+    if parked:
+        await repository.requeue_dead(session, now=utcnow(), ids=[m.id for m in parked])
+    return parked
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One lane of a replay: a store (None: the chain-wide messages) and how many messages went back."""
+
+    store_id: int | None
+    store_code: str | None
+    count: int
 
 
 async def replay(
@@ -188,32 +202,33 @@ async def replay(
     end: date | None = None,
     store_code: str | None = None,
     default_timezone: str,
-) -> int:
+) -> list[Replayed]:
     """Send a period again: delivered messages created from `start` to `end` (inclusive; open when None),
     in each store's local dates, go back to pending with their idempotency keys, so the receiver drops what
     it already has. Without `store_code`, every store and the chain-wide messages (whose dates are read in
-    `default_timezone`)."""
+    `default_timezone`). Returns each lane's count, the lanes with none included."""
     if end is not None and end < start:
         raise InvalidOutboxMessage("the end date is before the start date")
     known = await repository.stores(session)
-    lanes: list[tuple[int | None, str]] = [
-        (store_id, tz) for store_id, code, tz in known if store_code is None or code == store_code
+    lanes: list[tuple[int | None, str | None, str]] = [
+        (store_id, code, tz) for store_id, code, tz in known if store_code is None or code == store_code
     ]
     if store_code is None:
-        lanes.append((None, default_timezone))
+        lanes.append((None, None, default_timezone))
     elif not lanes:
         raise UnknownStore(details={"store": store_code})
     now = utcnow()
-    total = 0
-    for store_id, tz in lanes:
-        total += await repository.requeue_delivered(
+    replayed = []
+    for store_id, code, tz in lanes:
+        count = await repository.requeue_delivered(
             session,
             now=now,
             store_id=store_id,
             created_from=_local_midnight(start, tz),
             created_before=_local_midnight(end + timedelta(days=1), tz) if end is not None else None,
         )
-    return total
+        replayed.append(Replayed(store_id, code, count))
+    return replayed
 
 
 def _local_midnight(day: date, tz: str) -> datetime:

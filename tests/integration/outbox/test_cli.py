@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
+from posomni.audit import service as audit
+from posomni.audit.models import AuditEntry
 from posomni.cli import app
 from posomni.database import Database
 from posomni.outbox.models import OutboxMessage
+from posomni.security.crypto import EncryptionService, StaticKeyProvider
 from tests.conftest import base_env
 
 from .conftest import create_stores, enqueue_messages, messages
@@ -69,6 +75,47 @@ def _statuses(url: str) -> dict[str, str]:
             await database.dispose()
 
     return asyncio.run(go())
+
+
+def _audit_entries(url: str, env: dict[str, str | None]) -> list[dict[str, Any]]:
+    """The audit log's outbox entries, details decrypted with the key the commands were given."""
+    key = env["AUDIT_LOG_ENCRYPTION_KEY"]
+    assert key is not None
+    crypto = EncryptionService(StaticKeyProvider.from_settings(key))
+
+    async def go() -> list[dict[str, Any]]:
+        database = Database(url)
+        try:
+            async with database.sessionmaker() as session:
+                entries = (
+                    await session.scalars(
+                        select(AuditEntry).where(AuditEntry.action.like("outbox.%")).order_by(AuditEntry.id)
+                    )
+                ).all()
+                return [
+                    {"action": e.action, "store_id": e.store_id, "target": (e.target_type, e.target_id),
+                     "actor": (e.actor_id, e.actor_role), "details": audit.decrypt_details(crypto, e)}
+                    for e in entries
+                ]  # fmt: skip
+        finally:
+            await database.dispose()
+
+    return asyncio.run(go())
+
+
+def _store_ids(url: str) -> dict[str, int]:
+    async def go() -> dict[str, int]:
+        database = Database(url)
+        try:
+            async with database.sessionmaker() as session:
+                return {m.idempotency_key: m.store_id for m in (await session.scalars(select(OutboxMessage))).all()}
+        finally:
+            await database.dispose()
+
+    return asyncio.run(go())
+
+
+CLI_ACTOR = f"cli:{getpass.getuser()}"
 
 
 @pytest.fixture
@@ -160,3 +207,68 @@ def test_replay_refuses_an_unknown_store_and_a_bad_date(
     assert unknown.exit_code == 1
     assert "No store has this code" in unknown.output
     assert invoke(["replay", "--from", "June 2nd"], env, tmp_path).exit_code == 2
+
+
+def test_retry_is_audited_per_message_in_its_stores_chain(
+    seeded: dict[str, int], env: dict[str, str | None], tmp_path: Path, db_url: str
+) -> None:
+    stores = _store_ids(db_url)
+    assert invoke(["retry", str(seeded["s1:4"])], env, tmp_path).exit_code == 0
+    refused = invoke(["retry", str(seeded["s1:4"])], env, tmp_path)  # no longer dead: nothing changes
+    assert refused.exit_code == 1
+    entries = _audit_entries(db_url, env)
+    assert [(e["action"], e["store_id"], e["target"], e["actor"]) for e in entries] == [
+        ("outbox.retried", stores["s1:4"], ("outbox_message", str(seeded["s1:4"])), (None, None))
+    ]
+    assert entries[0]["details"] == {
+        "topic": "sale.completed", "aggregate_id": "s1-4", "idempotency_key": "s1:4", "attempts": 1,
+        "last_error": "rejected: HTTP 400: bad document", "by": CLI_ACTOR,
+    }  # fmt: skip
+
+    assert invoke(["retry", "--all-dead"], env, tmp_path).exit_code == 0
+    entries = _audit_entries(db_url, env)[1:]
+    assert [(e["action"], e["store_id"], e["target"]) for e in entries] == [
+        ("outbox.retried", stores["s2:1"], ("outbox_message", str(seeded["s2:1"])))
+    ]
+    assert (entries[0]["details"]["idempotency_key"], entries[0]["details"]["by"]) == ("s2:1", CLI_ACTOR)
+
+    # Nothing dead any more: nothing requeued, nothing audited.
+    assert "0 message(s)" in invoke(["retry", "--all-dead"], env, tmp_path).output
+    assert len(_audit_entries(db_url, env)) == 2
+
+
+def test_replay_is_audited_once_per_store_whose_messages_go_back(
+    seeded: dict[str, int], env: dict[str, str | None], tmp_path: Path, db_url: str
+) -> None:
+    stores = _store_ids(db_url)
+    result = invoke(["replay", "--from", "2025-06-02", "--to", "2025-06-02"], env, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "3 delivered message(s)" in result.output
+    entries = _audit_entries(db_url, env)
+    assert [(e["action"], e["store_id"], e["target"], e["actor"]) for e in entries] == [
+        ("outbox.replayed", stores["s1:0"], ("store", str(stores["s1:0"])), (None, None)),
+        ("outbox.replayed", stores["s2:0"], ("store", str(stores["s2:0"])), (None, None)),
+    ]
+    assert [e["details"] for e in entries] == [
+        {"from": "2025-06-02", "to": "2025-06-02", "store": "S1", "messages": 2, "by": CLI_ACTOR},
+        {"from": "2025-06-02", "to": "2025-06-02", "store": "S2", "messages": 1, "by": CLI_ACTOR},
+    ]
+
+    # A period with nothing delivered in it changes nothing and records nothing.
+    assert invoke(["replay", "--from", "2030-01-01"], env, tmp_path).exit_code == 0
+    assert len(_audit_entries(db_url, env)) == 2
+
+
+def test_without_its_audit_entry_no_retry_or_replay_is_kept(
+    seeded: dict[str, int], env: dict[str, str | None], tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_record(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO audit_log", {}, Exception("disk full"))
+
+    monkeypatch.setattr(audit, "record", failing_record)
+    before = _statuses(db_url)
+    for args in (["retry", str(seeded["s1:4"])], ["retry", "--all-dead"], ["replay", "--from", "2025-06-01"]):
+        result = invoke(args, env, tmp_path)
+        assert result.exit_code == 1, (args, result.output)
+        assert "disk full" in result.output
+    assert _statuses(db_url) == before

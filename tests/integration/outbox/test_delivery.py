@@ -166,7 +166,7 @@ async def test_a_message_failing_with_5xx_is_parked_after_max_attempts_and_retry
 
         fake.cure(keys[0])
         async with database.unit_of_work() as session:
-            assert await service.retry_all_dead(session) == 1
+            assert [m.id for m in await service.retry_all_dead(session)] == [failed.id]
         await drain(make_worker(database, client), database)
     finally:
         await client.close()
