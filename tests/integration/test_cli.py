@@ -20,7 +20,8 @@ from posomni.database import Database
 from posomni.inventory.models import StockLevel, StockMovement
 from posomni.stores.models import Register, Store
 from posomni.users.models import User
-from tests.conftest import base_env
+from tests.conftest import base_env, service_missing
+from tests.integration.cache.servers import REDIS_SERVER, Servers, direct_client
 
 runner = CliRunner()
 
@@ -94,6 +95,56 @@ class TestSetupEnv:
         assert settings.jwt_secret.get_secret_value() not in result.output
         assert "sk_test_51ABCdefGHIjkl" not in result.output
         assert db.exists()  # the connection test really connected
+
+    def test_wizard_asks_for_the_redis_password_and_keeps_it_out_of_the_output(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        answers = "\n".join([
+            f"sqlite:///{tmp_path / 'pos.db'}",  # DATABASE_URL
+            "",                                   # ALLOWED_ORIGINS: the default
+            "",                                   # STRIPE_SECRET_KEY: none
+            "redis.internal",                     # REDIS_HOST
+            "6380",                               # REDIS_PORT
+            "Redis-Pass-7731",                    # REDIS_PASSWORD
+            "",                                   # SENTRY_DSN: none
+            "",                                   # STORE_TIMEZONE: the default
+            "y",                                  # write?
+        ]) + "\n"  # fmt: skip
+        result = invoke(["setup-env", "--no-check-connections", "--output", str(output)], input=answers)
+        assert result.exit_code == 0, result.output
+        assert "REDIS_PASSWORD" in result.output
+        assert "Redis-Pass-7731" not in result.output
+        settings = load_settings(output)
+        assert (settings.redis_host, settings.redis_port) == ("redis.internal", 6380)
+        assert settings.redis_password is not None
+        assert settings.redis_password.get_secret_value() == "Redis-Pass-7731"
+
+    async def test_redis_connection_test_uses_the_password(self, tmp_path: Path) -> None:
+        if REDIS_SERVER is None:
+            service_missing("redis-server", FileNotFoundError("redis-server is not on PATH"))
+        servers = Servers(tmp_path)
+        try:
+            redis = await servers.redis()
+            client = direct_client(redis.port)
+            await client.config_set("requirepass", "Right-Pass-5521")
+            await client.aclose()
+            args = ["setup-env", "--non-interactive", "--database-url", f"sqlite:///{tmp_path / 'pos.db'}",
+                    "--redis-host", "127.0.0.1", "--redis-port", str(redis.port)]  # fmt: skip
+            right = await asyncio.to_thread(
+                invoke, [*args, "--output", str(tmp_path / "right.env"), "--redis-password", "Right-Pass-5521"]
+            )
+            wrong = await asyncio.to_thread(
+                invoke, [*args, "--output", str(tmp_path / "wrong.env"), "--redis-password", "Wrong-Pass-9173"]
+            )
+        finally:
+            await servers.stop_all()
+        assert right.exit_code == 0, right.output
+        assert "Redis connection OK" in right.output
+        assert "Right-Pass-5521" not in right.output
+        assert load_settings(tmp_path / "right.env").redis_password is not None
+        # Redis is optional: a failed test is a warning, and the file is still written.
+        assert wrong.exit_code == 0, wrong.output
+        assert "Redis not reachable now" in wrong.output
+        assert "Wrong-Pass-9173" not in wrong.output
 
     def test_non_interactive_development_defaults(self, tmp_path: Path) -> None:
         output = tmp_path / ".env"

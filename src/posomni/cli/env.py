@@ -189,6 +189,7 @@ def setup_env(
     stripe_secret_key: str = typer.Option("", help="sk_live_… / sk_test_… (empty: card payments disabled)."),
     redis_host: str = typer.Option("", help="Redis host (empty: in-memory fallback)."),
     redis_port: int = typer.Option(6379, help="Redis port."),
+    redis_password: str = typer.Option("", help="Redis password (empty: none)."),
     sentry_dsn: str = typer.Option("", help="Sentry DSN (optional)."),
     store_timezone: str = typer.Option("America/New_York", help="IANA timezone of the store."),
     check_connections: bool = typer.Option(
@@ -210,6 +211,7 @@ def setup_env(
         db_url = database_url
         origins = allowed_origins or ("" if production else DEV_ORIGINS)
         stripe_key, r_host, dsn, tz = stripe_secret_key, redis_host, sentry_dsn, store_timezone
+        r_password = redis_password
     else:
         console.print(f"[bold]POS-Omni setup[/] — writing {output} for [bold]{environment.value}[/].")
         console.print("Press Enter to accept a default. Secrets are generated for you.\n")
@@ -224,8 +226,10 @@ def setup_env(
             "STRIPE_SECRET_KEY (empty: card payments disabled)", stripe_secret_key, _stripe_problem, secret=True
         )
         r_host = _ask("REDIS_HOST (empty: in-memory fallback)", redis_host)
+        r_password = ""
         if r_host:
             redis_port = int(_ask("REDIS_PORT", str(redis_port), lambda v: None if v.isdigit() else "not a port"))
+            r_password = _ask("REDIS_PASSWORD (empty: none)", redis_password, secret=True)
         dsn = _ask("SENTRY_DSN (optional)", sentry_dsn, secret=True)
         tz = _ask("STORE_TIMEZONE", store_timezone)
 
@@ -238,6 +242,7 @@ def setup_env(
         "STRIPE_SECRET_KEY": stripe_key,
         "REDIS_HOST": r_host,
         "REDIS_PORT": str(redis_port) if r_host else "",
+        "REDIS_PASSWORD": r_password if r_host else "",
         "SENTRY_DSN": dsn,
         "STORE_TIMEZONE": tz,
     }
@@ -248,7 +253,7 @@ def setup_env(
         raise typer.Exit(code=1)
 
     if check_connections:
-        _connection_checks(settings.database_url.get_secret_value(), r_host, redis_port)
+        _connection_checks(settings.database_url.get_secret_value(), r_host, redis_port, r_password or None)
 
     table = Table(title=f"{output} ({environment.value})", show_lines=False)
     table.add_column("variable")
@@ -265,14 +270,14 @@ def setup_env(
     console.print(f"[green]Wrote {output}[/] (mode 0600). Back up AUDIT_LOG_ENCRYPTION_KEY now.")
 
 
-def _connection_checks(db_url: str, redis_host: str, redis_port: int) -> None:
+def _connection_checks(db_url: str, redis_host: str, redis_port: int, redis_password: str | None) -> None:
     error = run(_test_database(db_url))
     if error is not None:
         err_console.print(f"[red]Database connection failed:[/] {error}")
         raise typer.Exit(code=1)
     console.print("[green]Database connection OK.[/]")
     if redis_host:
-        redis_error = run(_test_redis(redis_host, redis_port, None))
+        redis_error = run(_test_redis(redis_host, redis_port, redis_password))
         if redis_error is None:
             console.print("[green]Redis connection OK.[/]")
         else:
