@@ -22,7 +22,7 @@ from posomni.logging import get_logger
 from posomni.payments import reconcile as rules
 from posomni.payments.errors import ReconciliationUnsupported
 from posomni.payments.gateway import CardStatus, PaymentGateway, PaymentStateError
-from posomni.payments.models import Payment
+from posomni.payments.models import Payment, PaymentStatus
 from posomni.payments.reconcile import (
     SALE_KEEPS_AUTHORIZATION,
     Mismatch,
@@ -269,6 +269,10 @@ async def _void(
             payment = await session.get(Payment, candidate.payment_id, with_for_update=True)
             if payment is not None:
                 before = payment.status
+                if before == PaymentStatus.VOIDED.value:
+                    # Another worker voided it first (the same idempotency key made Stripe cancel it once); it
+                    # wrote the audit entry.
+                    return orphan(True)
                 apply_card_result(payment, result)
         await audit.record(
             session,

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy import select
@@ -27,6 +28,7 @@ from posomni.sales.models import SaleStatus
 from posomni.security.crypto import EncryptionService, StaticKeyProvider, generate_key
 from tests.conftest import base_env
 from tests.fakes.stripe_server import TEST_API_KEY, FakeStripe
+from tests.support import seed_demo
 
 from .conftest import new_card_payment, new_sale, reload
 
@@ -104,6 +106,62 @@ async def test_orphan_authorisation_is_voided_audited_and_the_completed_sale_rep
     )
     assert again.orphans == []
     assert len(fake_stripe.requests("POST", "/v1/payment_intents/*/cancel")) == 1
+
+
+class _VoidTogether:
+    """The gateway of two workers that reach the void of the same orphan at the same moment."""
+
+    def __init__(self, inner: StripeGateway) -> None:
+        self._inner = inner
+        self._arrived = 0
+        self._both = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def void(self, reference: str, *, idempotency_key: str) -> object:
+        self._arrived += 1
+        if self._arrived == 2:
+            self._both.set()
+        await asyncio.wait_for(self._both.wait(), timeout=10)
+        return await self._inner.void(reference, idempotency_key=idempotency_key)
+
+
+async def test_two_workers_voiding_one_orphan_at_once_write_one_audit_entry(
+    pg_url: str, gateway: StripeGateway, fake_stripe: FakeStripe, crypto: EncryptionService
+) -> None:
+    """Several workers reconcile at once only on PostgreSQL (a single worker on SQLite)."""
+    database = Database(pg_url, pool_size=4)
+    try:
+        await seed_demo(database)
+        _, at = yesterday_noon()
+        fake_stripe.clock.set(int(at.timestamp()))
+        abandoned = await new_sale(database, status=SaleStatus.CANCELLED)
+        orphan_ref = await authorize(gateway, "k-raced", sale_id=str(abandoned.id))
+        orphan = await new_card_payment(database, abandoned, orphan_ref, created_at=at)
+        together = cast(StripeGateway, _VoidTogether(gateway))
+
+        first, second = await asyncio.gather(
+            *(
+                tasks.reconcile(
+                    database, together, crypto, void_older_than=timedelta(minutes=60), now=at + timedelta(hours=2)
+                )
+                for _ in range(2)
+            )
+        )
+
+        # Both runs voided it (one idempotency key: the processor cancelled it once) ...
+        assert [(o.reference, o.voided) for o in first[0].orphans + second[0].orphans] == [(orphan_ref, True)] * 2
+        assert fake_stripe.payment_intent(orphan_ref)["status"] == "canceled"
+        assert (await reload(database, orphan.id)).status == PaymentStatus.VOIDED.value
+        # ... and the audit log says so once.
+        async with database.sessionmaker() as session:
+            entries = list(
+                await session.scalars(select(AuditEntry).where(AuditEntry.action == "payment.orphan_voided"))
+            )
+        assert len(entries) == 1
+    finally:
+        await database.dispose()
 
 
 async def test_authorisation_the_crash_never_recorded_is_reported_and_voided(
