@@ -260,7 +260,8 @@ async def pin_login(
                     "auth.pin_locked", store_id=user.store_id, target_type="user", target_id=user.id,
                     details={"until": user.pin_locked_until.isoformat(), "attempts": user.failed_pin_attempts},
                 )  # fmt: skip
-                raise PinLocked()
+                seconds = int((user.pin_locked_until - now).total_seconds()) + 1
+                raise PinLocked(headers={"Retry-After": str(seconds)})
         raise InvalidPin()
     register = await _resolve_register(session, user, register_id)
     user.failed_pin_attempts = 0

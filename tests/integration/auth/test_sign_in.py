@@ -103,6 +103,8 @@ async def test_pin_switching_and_lock_out(http: httpx.AsyncClient, database: Dat
         wrong = await http.post("/auth/pin", json={"username": "cashier", "pin": "9182"})
         expected = 423 if attempt == PIN_ATTEMPTS_BEFORE_LOCK else 401
         assert wrong.status_code == expected, (attempt, wrong.text)
+    # The attempt that locks the PIN already says how long the lock lasts (15 minutes at first).
+    assert 15 * 60 <= int(wrong.headers["retry-after"]) <= 15 * 60 + 1
     # Locked: even the right PIN is refused now, and the lock is recorded.
     locked = await http.post("/auth/pin", json={"username": "cashier", "pin": PINS["cashier"]})
     assert locked.status_code == 423
