@@ -92,6 +92,14 @@ def purge(
     settings = settings_or_exit(env_file)
     crypto = bootstrap.encryption(settings)
     moment = before.replace(tzinfo=UTC)
+    cutoff = service.retention_cutoff(settings.audit_retention_years)
+    if moment > cutoff:
+        # Refused before asking: nothing younger than the retention period may be removed.
+        err_console.print(
+            f"[red]Refused:[/] only entries older than {cutoff.date().isoformat()} "
+            f"({settings.audit_retention_years} years) may be purged."
+        )
+        raise typer.Exit(code=1)
     if not yes:
         typer.confirm(f"Permanently remove audit entries older than {moment.date()}?", abort=True)
 

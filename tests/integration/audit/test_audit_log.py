@@ -206,6 +206,32 @@ async def test_audit_verify_command(
     assert "broken at #2" in broken.output
 
 
+async def test_audit_purge_command_refuses_young_entries_before_asking(
+    settings: Settings, database: Database, crypto: EncryptionService, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from posomni.cli import app as cli
+
+    await seed_demo(database)
+    await _write(database, crypto, 3)
+    env = {
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "AUDIT_LOG_ENCRYPTION_KEY": settings.audit_log_encryption_key.get_secret_value(),
+        "ALLOWED_ORIGINS": "http://127.0.0.1:8000",
+        "POS_ENV": "test",
+    }
+    recent = (utcnow() - timedelta(days=365)).date().isoformat()
+    args = ["audit", "purge", "--before", recent, "--env-file", str(tmp_path / "none")]
+    refused = await _run_cli(CliRunner(), cli, args, env)
+    assert refused.exit_code == 1
+    assert "Refused" in refused.output
+    assert "7 years" in refused.output
+    assert "Permanently remove" not in refused.output
+    async with database.sessionmaker() as session:
+        assert len(list(await session.scalars(select(AuditEntry.id)))) == 3
+
+
 async def _run_cli(runner: Any, cli: Any, args: list[str], env: dict[str, str]) -> Any:
     import asyncio
 
