@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from posomni.app import create_app
 from posomni.config import Settings
 from posomni.database import Database
 from posomni.seed.demo import DEMO_LOGINS, seed
+from posomni.stores.models import Store
 
 PASSWORDS = {login.username: login.password for login in DEMO_LOGINS}
 PINS = {login.username: login.pin for login in DEMO_LOGINS if login.pin}
@@ -21,6 +23,18 @@ PINS = {login.username: login.pin for login in DEMO_LOGINS if login.pin}
 async def seed_demo(database: Database) -> None:
     async with database.unit_of_work() as session:
         await seed(session, demo=True, bcrypt_cost=4)
+
+
+ALL_DAY = {"default": [{"opens": "00:00", "closes": "24:00"}]}
+
+
+async def sell_around_the_clock(database: Database, store_code: str = "FL-001") -> None:
+    """Tests run at any hour: the store sells alcohol around the clock. The hours rule has tests of its own, which
+    keep the demo store's Florida hours (no sales 00:00-07:00) and set the clock they test."""
+    async with database.unit_of_work() as session:
+        store = await session.scalar(select(Store).where(Store.code == store_code))
+        assert store is not None
+        store.settings = {**(store.settings or {}), "sale_hours": ALL_DAY}
 
 
 @asynccontextmanager

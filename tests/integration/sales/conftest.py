@@ -16,7 +16,7 @@ from posomni.config import Settings
 from posomni.database import Database
 from posomni.inventory.models import StockLevel
 from tests.conftest import make_settings
-from tests.support import running_app, seed_demo, sign_in
+from tests.support import running_app, seed_demo, sell_around_the_clock, sign_in
 
 # Demo products (src/posomni/seed/products.csv) that need no ID check.
 COKE = "MIX-COKE-2L"  # $3.29, standard tax
@@ -63,9 +63,14 @@ class Register:
 
 
 @asynccontextmanager
-async def open_register(settings: Settings, database: Database) -> AsyncIterator[Register]:
-    """The demo store seeded, signed in at register 1 with an open shift."""
+async def open_register(
+    settings: Settings, database: Database, *, around_the_clock: bool = True
+) -> AsyncIterator[Register]:
+    """The demo store seeded, signed in at register 1 with an open shift; selling alcohol at any hour unless
+    `around_the_clock` is false (then with the demo store's Florida hours)."""
     await seed_demo(database)
+    if around_the_clock:
+        await sell_around_the_clock(database)
     async with database.sessionmaker() as session:
         codes = {
             sku: gtin[2:] if gtin.startswith("00") else gtin  # as a scanner sends a UPC-A
@@ -82,6 +87,13 @@ async def open_register(settings: Settings, database: Database) -> AsyncIterator
 @pytest.fixture
 async def register(settings: Settings, database: Database) -> AsyncIterator[Register]:
     async with open_register(settings, database) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def florida_register(settings: Settings, database: Database) -> AsyncIterator[Register]:
+    """The register with the demo store's own sale hours, for the tests of the hours rule."""
+    async with open_register(settings, database, around_the_clock=False) as opened:
         yield opened
 
 

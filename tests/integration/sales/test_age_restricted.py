@@ -78,9 +78,10 @@ async def test_adult_id_then_sale_completes_and_is_marked_verified(register: Reg
     [(time(5, 30), False), (time(6, 59, 59), False), (time(7, 0), True), (time(23, 59, 59), True)],
 )
 async def test_sale_hours_are_checked_at_tender_time(
-    register: Register, monkeypatch: pytest.MonkeyPatch, local_time: time, allowed: bool
+    florida_register: Register, monkeypatch: pytest.MonkeyPatch, local_time: time, allowed: bool
 ) -> None:
     """The demo store is in America/New_York with Florida's default hours (no sales 00:00–07:00)."""
+    register = florida_register
     sale = await register.new_sale()
     await register.scan(sale["id"], VODKA)
     adult = await register.http.post(
