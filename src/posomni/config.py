@@ -112,6 +112,12 @@ class Settings:
     sentry_profiles_sample_rate: float
     conexxus_api_url: str | None
     conexxus_api_key: SecretStr | None
+    # Each request to the back office: read, write and pool timeout (connecting gets at most 2 s of it).
+    conexxus_timeout_seconds: float
+    # Failed deliveries (5xx) of one message before it is parked as dead; outages never count.
+    outbox_max_attempts: int
+    # /health turns degraded when the oldest message waiting for the back office is older than this.
+    outbox_max_age_minutes: int
     store_timezone: str
     data_dir: Path
     backup_dir: Path
@@ -182,6 +188,9 @@ class RawEnvironment(BaseSettings):
     sentry_profiles_sample_rate: str | None = None
     conexxus_api_url: str | None = None
     conexxus_api_key: SecretStr | None = None
+    conexxus_timeout_seconds: str | None = None
+    outbox_max_attempts: str | None = None
+    outbox_max_age_minutes: str | None = None
     store_timezone: str | None = None
     posomni_data_dir: str | None = None
     backup_dir: str | None = None
@@ -273,6 +282,20 @@ class _Checker:
             return default
         if not low <= number <= high:
             self.error(variable, f"{number} is out of range", f"use a number from {low} to {high}")
+            return default
+        return number
+
+    def number(self, variable: str, value: str | None, default: float, low: float, high: float) -> float:
+        if _blank(value):
+            return default
+        assert value is not None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            self.error(variable, f"{value!r} is not a number", f"use a number from {low:g} to {high:g}")
+            return default
+        if not low <= number <= high:  # NaN fails this too
+            self.error(variable, f"{value.strip()} is out of range", f"use a number from {low:g} to {high:g}")
             return default
         return number
 
@@ -445,6 +468,37 @@ def _reconciliation(checker: _Checker, raw: RawEnvironment, env: Environment, ca
     return {"reconcile_interval_minutes": interval, "reconcile_orphan_age_minutes": age}
 
 
+# The worker gives one delivery at most 45 s (three quarters of its 60-s lease); the client tries up to 3
+# times, each connect (≤ 2 s) plus the timeout, with up to 5 s between tries: 3 × (2 + 9) + 2 × 5 = 43 s fits.
+_DELIVERY_BOUND_S = 45.0
+_TIMEOUT_FITS_S = 9.0
+
+
+def _backoffice(checker: _Checker, raw: RawEnvironment) -> dict[str, Any]:
+    url = _text(raw.conexxus_api_url)
+    key = _secret(raw.conexxus_api_key)
+    if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        checker.error("CONEXXUS_API_URL", f"{url!r} is not a URL", "use https://backoffice.example.com")
+    if url is not None and key is None:
+        checker.error("CONEXXUS_API_KEY", "is required with CONEXXUS_API_URL", "set the back office's API key")
+    timeout = checker.number("CONEXXUS_TIMEOUT_SECONDS", raw.conexxus_timeout_seconds, 5.0, 0.5, 30.0)
+    if timeout > _TIMEOUT_FITS_S:
+        checker.warn(
+            "CONEXXUS_TIMEOUT_SECONDS",
+            f"{timeout:g} s: three tries may outlast the worker's {_DELIVERY_BOUND_S:g}-s bound for one delivery, "
+            "which is then cut short and tried again later",
+            f"use {_TIMEOUT_FITS_S:g} seconds or less unless the back office is that slow",
+        )
+    return {
+        "conexxus_api_url": url,
+        "conexxus_api_key": key,
+        "conexxus_timeout_seconds": timeout,
+        # Ten tries of a message the back office keeps failing on: with the backoff, over some 4 to 9 minutes.
+        "outbox_max_attempts": checker.integer("OUTBOX_MAX_ATTEMPTS", raw.outbox_max_attempts, 10, 1, 1000),
+        "outbox_max_age_minutes": checker.integer("OUTBOX_MAX_AGE_MINUTES", raw.outbox_max_age_minutes, 15, 1, 10080),
+    }
+
+
 def _card_processor(
     checker: _Checker, raw: RawEnvironment, env: Environment, has_stripe_key: bool
 ) -> Literal["stripe", "simulated", "none"]:
@@ -604,12 +658,7 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
     if not is_valid_timezone(timezone):
         checker.error("STORE_TIMEZONE", f"{timezone!r} is not an IANA timezone", "use e.g. America/New_York")
 
-    conexxus_url = _text(raw.conexxus_api_url)
-    conexxus_key = _secret(raw.conexxus_api_key)
-    if conexxus_url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", conexxus_url):
-        checker.error("CONEXXUS_API_URL", f"{conexxus_url!r} is not a URL", "use https://backoffice.example.com")
-    if conexxus_url is not None and conexxus_key is None:
-        checker.error("CONEXXUS_API_KEY", "is required with CONEXXUS_API_URL", "set the back office's API key")
+    backoffice = _backoffice(checker, raw)
 
     log_level = (_text(raw.log_level) or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -672,8 +721,6 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         stripe_api_base=stripe_base,
         stripe_webhook_secret=_secret(raw.stripe_webhook_secret),
         store_timezone=timezone,
-        conexxus_api_url=conexxus_url,
-        conexxus_api_key=conexxus_key,
         data_dir=data_dir,
         backup_dir=Path(_text(raw.backup_dir) or str(data_dir / "backups")),
         backup_max_age_hours=backup_age,
@@ -690,6 +737,7 @@ def check(raw: RawEnvironment) -> tuple[Settings | None, list[Problem]]:
         card_processor=card_processor,
         warnings=tuple(p for p in problems if p.severity == "warning"),
         **reconciliation,
+        **backoffice,
         **redis,
         **sentry,
         **monitoring,

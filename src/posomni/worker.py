@@ -43,6 +43,13 @@ async def _every(seconds: float, stop: asyncio.Event, name: str, job: Callable[[
             await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+def outbox_worker(database: Database, backoffice: BackOfficeClient, settings: Settings | None) -> OutboxWorker:
+    """The outbox worker as configured: OUTBOX_MAX_ATTEMPTS failed deliveries park a message."""
+    if settings is None:
+        return OutboxWorker(database, backoffice)
+    return OutboxWorker(database, backoffice, max_attempts=settings.outbox_max_attempts)
+
+
 async def run(
     database: Database,
     crypto: EncryptionService,
@@ -69,7 +76,7 @@ async def run(
             log.info("expired_revocations_removed", count=removed)
 
     jobs: list[Awaitable[object]] = [
-        OutboxWorker(database, backoffice).run_forever(stop),
+        outbox_worker(database, backoffice, settings).run_forever(stop),
         _every(RECOVERY_INTERVAL_S, stop, "recovery", recover),
         _every(TIDY_INTERVAL_S, stop, "tidy", tidy),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -11,6 +12,7 @@ from posomni.app import create_app
 from posomni.backups.models import BackupRecord
 from posomni.database import Database
 from posomni.kit.time import utcnow
+from posomni.outbox import service as outbox
 from tests.conftest import make_settings
 
 
@@ -110,3 +112,33 @@ async def test_backup_older_than_the_limit_is_degraded(client: httpx.AsyncClient
     body = (await client.get("/health/backup")).json()
     assert body["status"] == "degraded"
     assert "older than 26 hours" in body["message"]
+
+
+async def test_the_outbox_is_degraded_past_outbox_max_age_minutes(
+    db_url: str, tmp_path: Path, database: Database
+) -> None:
+    async with database.unit_of_work() as session:
+        message = await outbox.enqueue(
+            session, store_id=None, topic="price.changed", aggregate_id="p1", payload={"price_cents": 100}
+        )
+        message.created_at = utcnow() - timedelta(minutes=5)  # waiting for five minutes
+
+    async def outbox_component(**env: str) -> dict[str, Any]:
+        settings = make_settings(DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), **env)
+        app = create_app(settings, database=database)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+        ):
+            response = await http.get("/health")
+        assert response.status_code == 200  # never down: the register sells without the back office
+        component: dict[str, Any] = response.json()["components"]["outbox"]
+        return component
+
+    default = await outbox_component()
+    assert (default["status"], default["details"]["stale_after_seconds"]) == ("ok", 900)
+    tight = await outbox_component(OUTBOX_MAX_AGE_MINUTES="3")
+    assert (tight["status"], tight["details"]["stale_after_seconds"]) == ("degraded", 180)
+    assert tight["details"]["pending"] == 1
+    assert 300 <= tight["details"]["oldest_pending_age_seconds"] < 400
+    assert tight["details"]["message"].startswith("1 message(s) waiting; the oldest for ")

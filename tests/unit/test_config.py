@@ -311,6 +311,64 @@ class TestReconciliation:
         assert not warnings_for("RECONCILE_INTERVAL_MINUTES", **PRODUCTION, RECONCILE_INTERVAL_MINUTES="0")
 
 
+class TestOutboxAndBackOffice:
+    def test_defaults(self) -> None:
+        settings = make()
+        assert (settings.outbox_max_attempts, settings.outbox_max_age_minutes) == (10, 15)
+        assert settings.conexxus_timeout_seconds == 5.0
+        assert not [p for p in problems_for() if p.variable.startswith(("OUTBOX_", "CONEXXUS_"))]
+
+    def test_good_values_are_taken(self) -> None:
+        tuned = make(OUTBOX_MAX_ATTEMPTS="3", OUTBOX_MAX_AGE_MINUTES="60", CONEXXUS_TIMEOUT_SECONDS="2.5")
+        assert (tuned.outbox_max_attempts, tuned.outbox_max_age_minutes) == (3, 60)
+        assert tuned.conexxus_timeout_seconds == 2.5
+
+    @pytest.mark.parametrize(
+        ("variable", "bad"),
+        [
+            ("OUTBOX_MAX_ATTEMPTS", "0"),
+            ("OUTBOX_MAX_ATTEMPTS", "1001"),
+            ("OUTBOX_MAX_ATTEMPTS", "ten"),
+            ("OUTBOX_MAX_ATTEMPTS", "2.5"),
+            ("OUTBOX_MAX_AGE_MINUTES", "0"),
+            ("OUTBOX_MAX_AGE_MINUTES", "10081"),
+            ("OUTBOX_MAX_AGE_MINUTES", "15m"),
+            ("CONEXXUS_TIMEOUT_SECONDS", "0.4"),
+            ("CONEXXUS_TIMEOUT_SECONDS", "31"),
+            ("CONEXXUS_TIMEOUT_SECONDS", "nan"),
+            ("CONEXXUS_TIMEOUT_SECONDS", "-5"),
+            ("CONEXXUS_TIMEOUT_SECONDS", "5s"),
+        ],
+    )
+    def test_bad_values_are_refused_naming_the_variable_and_the_fix(self, variable: str, bad: str) -> None:
+        errors = errors_for(variable, **{variable: bad})
+        assert len(errors) == 1, errors
+        assert "use a number from" in errors[0].fix
+        with pytest.raises(ConfigurationError, match=variable):
+            check_or_raise(**{variable: bad})
+
+    def test_every_bad_value_is_reported_at_once(self) -> None:
+        _, problems = check(
+            from_mapping(
+                base_env(OUTBOX_MAX_ATTEMPTS="0", OUTBOX_MAX_AGE_MINUTES="-1", CONEXXUS_TIMEOUT_SECONDS="forever")
+            )
+        )
+        failing = {p.variable for p in problems if p.severity == "error"}
+        assert failing == {"OUTBOX_MAX_ATTEMPTS", "OUTBOX_MAX_AGE_MINUTES", "CONEXXUS_TIMEOUT_SECONDS"}
+
+    def test_a_timeout_three_tries_of_which_outlast_one_delivery_is_a_warning(self) -> None:
+        assert not warnings_for("CONEXXUS_TIMEOUT_SECONDS", CONEXXUS_TIMEOUT_SECONDS="9")
+        assert warnings_for("CONEXXUS_TIMEOUT_SECONDS", CONEXXUS_TIMEOUT_SECONDS="12")
+        assert make(CONEXXUS_TIMEOUT_SECONDS="12").conexxus_timeout_seconds == 12.0
+
+
+def check_or_raise(**env: str) -> Settings:
+    settings, problems = check(from_mapping(base_env(**env)))
+    if settings is None:
+        raise ConfigurationError(problems)
+    return settings
+
+
 class TestCardProcessor:
     def test_defaults(self) -> None:
         assert make(POS_ENV="development").card_processor == "simulated"

@@ -56,6 +56,13 @@ class NullBackOfficeClient:
 def build_backoffice_client(settings: Settings) -> BackOfficeClient:
     if settings.conexxus_api_url is None or settings.conexxus_api_key is None:
         return NullBackOfficeClient()
-    # With the client's defaults a delivery takes at most about 3 tries × (2 s connect + 5 s read) plus two
-    # waits of up to 5 s: ~31 s, inside the worker's default delivery timeout (45 s of a 60 s lease).
-    return ConexxusClient(settings.conexxus_api_url, settings.conexxus_api_key.get_secret_value())
+    # A delivery takes at most about 3 tries × (2 s connect + CONEXXUS_TIMEOUT_SECONDS, default 5) plus two
+    # waits of up to 5 s: ~31 s by default, inside the worker's delivery timeout (45 s of a 60 s lease); the
+    # configuration warns about a timeout that does not fit.
+    timeout = settings.conexxus_timeout_seconds
+    return ConexxusClient(
+        settings.conexxus_api_url,
+        settings.conexxus_api_key.get_secret_value(),
+        connect_timeout=min(2.0, timeout),
+        read_timeout=timeout,
+    )

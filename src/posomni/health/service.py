@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +139,14 @@ async def check_backup(database: Database, settings: Settings) -> Component:
     return Component(status=report.status, critical=False, details=report.model_dump(mode="json"))
 
 
-async def check_outbox(database: Database, backoffice: BackOfficeClient | None) -> Component:
+async def check_outbox(
+    database: Database, backoffice: BackOfficeClient | None, *, stale_after: timedelta = outbox.DEFAULT_STALE_AFTER
+) -> Component:
     try:
         async with database.sessionmaker() as session:
-            report = await outbox.health(session, backoffice=await backoffice.health() if backoffice else None)
+            report = await outbox.health(
+                session, stale_after=stale_after, backoffice=await backoffice.health() if backoffice else None
+            )
     except (SQLAlchemyError, OSError) as exc:
         return Component(status="degraded", critical=False, details={"error": _describe(exc)})
     return Component(status=report.status, critical=False, details=report.model_dump(mode="json"))
@@ -160,7 +165,10 @@ async def health_report(
     }
     unavailable = Component(status="degraded", critical=False, details={"error": "database unavailable"})
     components["backup"] = await check_backup(database, settings) if db.status == "ok" else unavailable
-    components["outbox"] = await check_outbox(database, backoffice) if db.status == "ok" else unavailable
+    stale_after = timedelta(minutes=settings.outbox_max_age_minutes)
+    components["outbox"] = (
+        await check_outbox(database, backoffice, stale_after=stale_after) if db.status == "ok" else unavailable
+    )
     return HealthReport(
         status=overall(components),
         version=__version__,

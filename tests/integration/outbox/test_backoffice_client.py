@@ -200,3 +200,26 @@ async def test_with_a_back_office_url_the_conexxus_client_is_built(fake: FakeBac
         assert (await client.deliver(message())).delivered
     finally:
         await client.close()
+
+
+async def test_conexxus_timeout_seconds_bounds_each_request(fake: FakeBackOffice) -> None:
+    fake.slow(1.0)
+    impatient = build_backoffice_client(
+        make_settings(CONEXXUS_API_URL=fake.base_url, CONEXXUS_API_KEY="bo_test_key_0123456789",
+                      CONEXXUS_TIMEOUT_SECONDS="0.5")
+    )  # fmt: skip
+    patient = build_backoffice_client(
+        make_settings(CONEXXUS_API_URL=fake.base_url, CONEXXUS_API_KEY="bo_test_key_0123456789",
+                      CONEXXUS_TIMEOUT_SECONDS="3")
+    )  # fmt: skip
+    try:
+        cut_short = await impatient.deliver(message(1))
+        answered = await patient.deliver(message(2))
+    finally:
+        await impatient.close()
+        await patient.close()
+
+    assert cut_short.outcome is Outcome.UNAVAILABLE
+    assert "no answer in time" in (cut_short.error or "")
+    assert answered.outcome is Outcome.DELIVERED
+    assert fake.delivery_count("sale.completed:2") == 1

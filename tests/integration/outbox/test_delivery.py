@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import update
 
 from posomni.backoffice.client import NullBackOfficeClient
 from posomni.backoffice.conexxus import ConexxusClient
@@ -16,6 +17,10 @@ from posomni.database import Database
 from posomni.kit.time import utcnow
 from posomni.outbox import repository, service
 from posomni.outbox.errors import InvalidOutboxMessage, OutboxMessageNotDead
+from posomni.outbox.models import OutboxMessage
+from posomni.outbox.worker import OutboxWorker
+from posomni.worker import outbox_worker
+from tests.conftest import make_settings
 from tests.fakes.backoffice_server import FakeBackOffice
 
 from .conftest import (
@@ -366,3 +371,37 @@ async def test_deliveries_are_counted_in_the_metrics(
     assert report.status == "ok"
     assert REGISTRY.get_sample_value("posomni_outbox_pending_messages") == 0
     assert REGISTRY.get_sample_value("posomni_outbox_oldest_pending_age_seconds") == 0
+
+
+async def _fail_twice(database: Database, worker: OutboxWorker, key: str) -> OutboxMessage:
+    for _ in range(2):
+        async with database.unit_of_work() as session:  # due now, whatever the backoff said
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.idempotency_key == key).values(next_attempt_at=utcnow())
+            )
+        await worker.run_once()
+    return (await messages(database))[key]
+
+
+async def test_outbox_max_attempts_sets_how_many_failures_park_a_message(
+    database: Database, fake: FakeBackOffice
+) -> None:
+    stores = await create_stores(database, "S1", "S2")
+    configured_key, default_key = "s1:0", "s2:0"
+    fake.poison(configured_key, status=500)
+    fake.poison(default_key, status=500)
+    client = make_client(fake, max_tries=1, failure_threshold=100)
+    try:
+        await enqueue_messages(database, stores["S1"], 1, prefix="s1")
+        configured = await _fail_twice(
+            database, outbox_worker(database, client, make_settings(OUTBOX_MAX_ATTEMPTS="2")), configured_key
+        )
+        # The default (10) keeps trying after two failures.
+        await enqueue_messages(database, stores["S2"], 1, prefix="s2")
+        default = await _fail_twice(database, outbox_worker(database, client, make_settings()), default_key)
+    finally:
+        await client.close()
+    assert (configured.status, configured.attempts) == ("dead", 2)
+    assert configured.last_error is not None
+    assert configured.last_error.startswith("failed: HTTP 500")
+    assert (default.status, default.attempts) == ("pending", 2)
