@@ -146,6 +146,25 @@ class TestSetupEnv:
         assert "Redis not reachable now" in wrong.output
         assert "Wrong-Pass-9173" not in wrong.output
 
+    def test_awkward_values_are_written_so_they_read_back_exactly(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        db = tmp_path / "data dir #1" / "pos's $db.sqlite"
+        db.parent.mkdir()
+        password = 'ab #cd "q" it\'s \\back\\ $dollar ${HOME} é✓'
+        result = invoke(["setup-env", "--non-interactive", "--output", str(output), "--database-url", f"sqlite:///{db}",
+                         "--redis-host", "127.0.0.1", "--redis-port", "1", "--redis-password", password,
+                         "--store-timezone", "America/Chicago"],
+                        {"HOME": "/not/the/password"})  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert password not in result.output
+        assert db.exists()  # the connection test used the same path the file holds
+        settings = load_settings(output)
+        assert settings.redis_password is not None
+        assert settings.redis_password.get_secret_value() == password
+        assert settings.redis_port == 1
+        assert settings.database_url.get_secret_value() == f"sqlite+aiosqlite:///{db}"
+        assert settings.store_timezone == "America/Chicago"
+
     def test_non_interactive_development_defaults(self, tmp_path: Path) -> None:
         output = tmp_path / ".env"
         result = invoke(["setup-env", "--non-interactive", "--output", str(output)],

@@ -147,6 +147,25 @@ def _origins_problem(value: str) -> str | None:
     return f"ALLOWED_ORIGINS: {bad[0].message}" if bad else None
 
 
+def env_line(name: str, value: str) -> str:
+    r"""`NAME="value"` that python-dotenv (the reader behind pydantic-settings) reads back as exactly `value`.
+
+    Unquoted, a value ends at ` #` and loses its surrounding spaces; in double quotes only `\\`, `\"` and the
+    control escapes (`\n`, `\r`, `\t`, …) are decoded, so backslashes, quotes and line breaks are escaped and
+    `#`, `'`, spaces and non-ASCII text stay as they are. `${NAME}` is expanded in every value, quoted or not,
+    and has no escape of its own: `${:-$}` (a variable with an empty name, which never exists, defaulting to
+    `$`) reads as one `$`, so each `${` is written `${:-$}{`. A lone `$` is plain text.
+    """
+    escaped = (
+        value.replace("\\", "\\\\")  # first: the backslashes added below must not be doubled again
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("${", "${:-$}{")
+    )
+    return f'{name}="{escaped}"'
+
+
 def _render(values: dict[str, str], env: Environment) -> str:
     lines = [
         "# POS-Omni configuration, written by `posomni setup-env` on " + utcnow().strftime("%Y-%m-%d %H:%M UTC"),
@@ -157,7 +176,7 @@ def _render(values: dict[str, str], env: Environment) -> str:
         lines.append("# Production: rotate keys with `posomni rotate-key`; never commit this file.")
     for name, value in values.items():
         if value != "":
-            lines.append(f"{name}={value}")
+            lines.append(env_line(name, value))
     return "\n".join(lines) + "\n"
 
 
