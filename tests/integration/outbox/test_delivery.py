@@ -35,6 +35,9 @@ from .conftest import (
     wait_until,
 )
 
+# How long the 1,000-message backlog may take to drain once the back office is back.
+BACKLOG_DRAIN_BOUND_S = 180.0
+
 
 async def test_enqueue_belongs_to_the_callers_transaction(database: Database) -> None:
     stores = await create_stores(database, "S1")
@@ -83,6 +86,8 @@ async def test_enqueue_refuses_what_the_back_office_could_not_take(
             await service.enqueue(session, **arguments)  # type: ignore[arg-type]
 
 
+# The suite's 120-s limit per test would cut the drain's wait short: this test gets the wait plus two minutes.
+@pytest.mark.timeout(BACKLOG_DRAIN_BOUND_S + 120)
 async def test_back_office_down_while_1000_messages_are_enqueued_then_each_arrives_once_in_order(
     database: Database, fake: FakeBackOffice, client: ConexxusClient
 ) -> None:
@@ -109,13 +114,14 @@ async def test_back_office_down_while_1000_messages_are_enqueued_then_each_arriv
 
     fake.accept_connections()
     await asyncio.sleep(0.25)  # let the breaker's recovery time pass
-    seconds = await drain(worker, database, within=30)
+    # A bound on the wait, not a speed test: the drain took over 30 s at a load average of 7 on two cores (the
+    # whole test takes ~15 s at 4). Only a drain that stops making progress should fail here.
+    await drain(worker, database, within=BACKLOG_DRAIN_BOUND_S)
 
     assert fake.keys() == {k for store_keys in keys.values() for k in store_keys}
     assert all(fake.delivery_count(k) == 1 for store_keys in keys.values() for k in store_keys)
     for code, store_keys in keys.items():
         assert fake.first_arrival_order(code) == await ids_of(database, store_keys)
-    assert seconds < 30
 
 
 async def test_a_poison_message_is_parked_at_once_and_blocks_nothing(
