@@ -21,7 +21,7 @@ from posomni.inventory.models import StockLevel, StockMovement
 from posomni.stores.models import Register, Store
 from posomni.users.models import User
 from tests.conftest import base_env, service_missing
-from tests.integration.cache.servers import REDIS_SERVER, Servers, direct_client
+from tests.integration.cache.servers import MASTER_NAME, REDIS_SERVER, Servers, direct_client
 
 runner = CliRunner()
 
@@ -77,8 +77,11 @@ class TestSetupEnv:
             "http://127.0.0.1:8000,https://pos.example.com",  # … and asked again
             "pk_test_wrong",                                  # STRIPE_SECRET_KEY refused …
             "sk_test_51ABCdefGHIjkl",                         # … and asked again
+            "",                                               # STRIPE_WEBHOOK_SECRET: none
+            "",                                               # Redis Sentinel? no
             "",                                               # REDIS_HOST: none
             "",                                               # SENTRY_DSN: none
+            "",                                               # CONEXXUS_API_URL: none
             "America/Chicago",                                # STORE_TIMEZONE
             "y",                                              # write?
         ]) + "\n"  # fmt: skip
@@ -102,10 +105,12 @@ class TestSetupEnv:
             f"sqlite:///{tmp_path / 'pos.db'}",  # DATABASE_URL
             "",                                   # ALLOWED_ORIGINS: the default
             "",                                   # STRIPE_SECRET_KEY: none
+            "",                                   # Redis Sentinel? no
             "redis.internal",                     # REDIS_HOST
             "6380",                               # REDIS_PORT
             "Redis-Pass-7731",                    # REDIS_PASSWORD
             "",                                   # SENTRY_DSN: none
+            "",                                   # CONEXXUS_API_URL: none
             "",                                   # STORE_TIMEZONE: the default
             "y",                                  # write?
         ]) + "\n"  # fmt: skip
@@ -117,6 +122,158 @@ class TestSetupEnv:
         assert (settings.redis_host, settings.redis_port) == ("redis.internal", 6380)
         assert settings.redis_password is not None
         assert settings.redis_password.get_secret_value() == "Redis-Pass-7731"
+
+    def test_wizard_asks_for_sentinel_sentry_and_the_back_office_by_the_start_up_rules(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        answers = "\n".join([
+            f"sqlite:///{tmp_path / 'pos.db'}",       # DATABASE_URL
+            "",                                        # ALLOWED_ORIGINS: the default
+            "",                                        # STRIPE_SECRET_KEY: none
+            "y",                                       # Redis Sentinel? yes
+            "",                                        # REDIS_SENTINEL_MASTER_NAME: the default
+            "redis-a",                                 # REDIS_SENTINELS refused …
+            "10.0.0.1:26379, 10.0.0.2:26380",          # … and asked again
+            "Sentinel-Pass #9",                        # REDIS_PASSWORD
+            "not-a-dsn",                               # SENTRY_DSN refused …
+            "https://abc123@o1.ingest.sentry.io/42",   # … and asked again
+            "",                                        # SENTRY_ENVIRONMENT: the default
+            "1.5",                                     # SENTRY_TRACES_SAMPLE_RATE refused …
+            "0.25",                                    # … and asked again
+            "",                                        # SENTRY_PROFILES_SAMPLE_RATE: the default
+            "ftp://backoffice.example.com",            # CONEXXUS_API_URL refused …
+            "https://backoffice.example.com/api",      # … and asked again
+            "",                                        # CONEXXUS_API_KEY: required with the URL …
+            "Conexxus-Key #7",                         # … and asked again
+            "45",                                      # CONEXXUS_TIMEOUT_SECONDS refused …
+            "8",                                       # … and asked again
+            "Mars/Olympus_Mons",                       # STORE_TIMEZONE refused …
+            "America/Denver",                          # … and asked again
+            "y",                                       # write?
+        ]) + "\n"  # fmt: skip
+        result = invoke(["setup-env", "--no-check-connections", "--output", str(output)], input=answers)
+        assert result.exit_code == 0, result.output
+        for refused in ("REDIS_SENTINELS: 'redis-a' is not host:port", "SENTRY_DSN: does not parse",
+                        "SENTRY_TRACES_SAMPLE_RATE: 1.5 is outside [0, 1]", "CONEXXUS_API_URL: 'ftp://",
+                        "CONEXXUS_API_KEY: is required with CONEXXUS_API_URL", "CONEXXUS_TIMEOUT_SECONDS: 45",
+                        "STORE_TIMEZONE: 'Mars/Olympus_Mons'"):  # fmt: skip
+            assert refused in result.output
+        assert result.output.count("try again") == 7
+        assert "Use Redis Sentinel" in result.output
+        for secret in ("Sentinel-Pass #9", "abc123", "Conexxus-Key #7"):
+            assert secret not in result.output
+        settings, problems = check(read_environment(output))
+        assert settings is not None, problems
+        assert settings.redis_sentinel_enabled
+        assert settings.redis_sentinel_master_name == "mymaster"
+        assert [(s.host, s.port) for s in settings.redis_sentinels] == [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
+        assert settings.redis_host is None
+        assert settings.redis_password is not None
+        assert settings.redis_password.get_secret_value() == "Sentinel-Pass #9"
+        assert settings.sentry_dsn is not None
+        assert settings.sentry_dsn.get_secret_value() == "https://abc123@o1.ingest.sentry.io/42"
+        assert settings.sentry_environment == "development"
+        assert (settings.sentry_traces_sample_rate, settings.sentry_profiles_sample_rate) == (0.25, 0.0)
+        assert settings.conexxus_api_url == "https://backoffice.example.com/api"
+        assert settings.conexxus_api_key is not None
+        assert settings.conexxus_api_key.get_secret_value() == "Conexxus-Key #7"
+        assert settings.conexxus_timeout_seconds == 8.0
+        assert settings.store_timezone == "America/Denver"
+
+    def test_optional_settings_are_skipped_with_enter_and_not_written(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        answers = "\n".join([f"sqlite:///{tmp_path / 'pos.db'}"] + [""] * 7 + ["y"]) + "\n"
+        result = invoke(["setup-env", "--no-check-connections", "--output", str(output)], input=answers)
+        assert result.exit_code == 0, result.output
+        written = {line.split("=", 1)[0] for line in output.read_text().splitlines() if not line.startswith("#")}
+        assert written == {"POS_ENV", "AUDIT_LOG_ENCRYPTION_KEY", "JWT_SECRET", "ALLOWED_ORIGINS", "DATABASE_URL",
+                           "STORE_TIMEZONE"}  # fmt: skip
+        settings = load_settings(output)
+        assert not settings.redis_configured
+        assert settings.sentry_dsn is None
+        assert settings.conexxus_api_url is None
+
+    def test_non_interactive_flags_for_sentinel_sentry_and_the_back_office(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        result = invoke(["setup-env", "--non-interactive", "--no-check-connections", "--output", str(output),
+                         "--redis-sentinel", "--redis-sentinel-master-name", "pos-master",
+                         "--redis-sentinels", "sentinel-1:26379,sentinel-2:26379",
+                         "--sentry-dsn", "https://k@sentry.example.com/7", "--sentry-environment", "store-4",
+                         "--sentry-traces-sample-rate", "0.5", "--sentry-profiles-sample-rate", "0.1",
+                         "--conexxus-api-url", "https://bo.example.com", "--conexxus-api-key", "bo-key-123456",
+                         "--conexxus-timeout-seconds", "3"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        settings = load_settings(output)
+        assert settings.redis_sentinel_enabled
+        assert settings.redis_sentinel_master_name == "pos-master"
+        assert [s.host for s in settings.redis_sentinels] == ["sentinel-1", "sentinel-2"]
+        assert (settings.sentry_environment, settings.sentry_traces_sample_rate) == ("store-4", 0.5)
+        assert settings.sentry_profiles_sample_rate == 0.1
+        assert settings.conexxus_api_url == "https://bo.example.com"
+        assert settings.conexxus_timeout_seconds == 3.0
+
+    @pytest.mark.parametrize(
+        ("flags", "variable"),
+        [
+            (["--redis-sentinel", "--redis-sentinels", "sentinel-1:26379"], "REDIS_SENTINEL_MASTER_NAME"),
+            (["--redis-sentinel", "--redis-sentinel-master-name", "m", "--redis-sentinels", "s1"], "REDIS_SENTINELS"),
+            (["--sentry-dsn", "https://k@sentry.example.com/7", "--sentry-traces-sample-rate", "2"],
+             "SENTRY_TRACES_SAMPLE_RATE"),
+            (["--conexxus-api-url", "https://bo.example.com"], "CONEXXUS_API_KEY"),
+            (["--conexxus-api-url", "https://bo.example.com", "--conexxus-api-key", "k" * 12,
+              "--conexxus-timeout-seconds", "0"], "CONEXXUS_TIMEOUT_SECONDS"),
+        ],
+    )  # fmt: skip
+    def test_non_interactive_flags_are_checked_by_the_start_up_rules(
+        self, tmp_path: Path, flags: list[str], variable: str
+    ) -> None:
+        output = tmp_path / ".env"
+        result = invoke(["setup-env", "--non-interactive", "--no-check-connections", "--output", str(output), *flags])
+        assert result.exit_code == 1
+        assert variable in result.output
+        assert "Not written" in result.output
+        assert not output.exists()
+
+    def test_help_lists_the_flags(self) -> None:
+        result = invoke(["setup-env", "--help"], {"COLUMNS": "240"})
+        assert result.exit_code == 0
+        for flag in ("--stripe-webhook-secret", "--redis-sentinel", "--redis-sentinel-master-name", "--redis-sentinels",
+                     "--sentry-environment", "--sentry-traces-sample-rate", "--sentry-profiles-sample-rate",
+                     "--conexxus-api-url", "--conexxus-api-key", "--conexxus-timeout-seconds"):  # fmt: skip
+            assert flag in result.output
+
+    def test_redis_host_and_sentinel_exclude_each_other(self, tmp_path: Path) -> None:
+        output = tmp_path / ".env"
+        result = invoke(["setup-env", "--non-interactive", "--output", str(output), "--redis-host", "r",
+                         "--redis-sentinel", "--redis-sentinel-master-name", "m",
+                         "--redis-sentinels", "s:1"])  # fmt: skip
+        assert result.exit_code == 1
+        assert "exclude each other" in result.output
+        assert not output.exists()
+
+    async def test_sentinel_connection_test_finds_the_master(self, tmp_path: Path) -> None:
+        if REDIS_SERVER is None:
+            service_missing("redis-server", FileNotFoundError("redis-server is not on PATH"))
+        servers = Servers(tmp_path)
+        try:
+            master = await servers.redis()
+            sentinel = await servers.sentinel(master.port, quorum=1)
+            args = ["setup-env", "--non-interactive", "--database-url", f"sqlite:///{tmp_path / 'pos.db'}",
+                    "--redis-sentinel", "--redis-sentinels", f"127.0.0.1:{sentinel.port}"]  # fmt: skip
+            right = await asyncio.to_thread(
+                invoke, [*args, "--output", str(tmp_path / "right.env"), "--redis-sentinel-master-name", MASTER_NAME]
+            )
+            wrong = await asyncio.to_thread(
+                invoke, [*args, "--output", str(tmp_path / "wrong.env"), "--redis-sentinel-master-name", "no-such"]
+            )
+        finally:
+            await servers.stop_all()
+        assert right.exit_code == 0, right.output
+        assert "Redis through Sentinel connection OK" in right.output
+        assert load_settings(tmp_path / "right.env").redis_sentinel_master_name == MASTER_NAME
+        # Redis is optional: a failed test is a warning, and the file is still written.
+        assert wrong.exit_code == 0, wrong.output
+        assert "Redis through Sentinel not reachable now" in wrong.output
+        assert (tmp_path / "wrong.env").exists()
 
     async def test_redis_connection_test_uses_the_password(self, tmp_path: Path) -> None:
         if REDIS_SERVER is None:
