@@ -35,6 +35,17 @@ _HTTP_CODES = {
 _UNSTORABLE_VALUE = frozenset({"22000", "22003", "22021", "22P05"})
 
 
+# SQLSTATEs of a database that is going away or not yet there: the server shutting down (admin or crash), not
+# accepting connections yet (starting, in recovery), and the whole connection-exception class 08. A request that
+# meets one may succeed moments later, like one that finds the database down (seen in the fault drill while
+# PostgreSQL restarted).
+_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _database_unavailable(sqlstate: object) -> bool:
+    return isinstance(sqlstate, str) and (sqlstate in _UNAVAILABLE or sqlstate.startswith("08"))
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -91,13 +102,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or isinstance(exc.orig, (ConnectionError, OSError)):
-            log.error("database_unavailable", error=type(exc.orig).__name__, request_id=_request_id(request))
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if (
+            exc.connection_invalidated
+            or isinstance(exc.orig, (ConnectionError, OSError))
+            or _database_unavailable(sqlstate)
+        ):
+            log.error(
+                "database_unavailable", error=type(exc.orig).__name__, sqlstate=sqlstate,
+                request_id=_request_id(request),
+            )  # fmt: skip
             return JSONResponse(
                 error_body("service_unavailable", "The database is unavailable; try again shortly."),
                 status_code=503,
             )
-        sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate in _UNSTORABLE_VALUE:
             log.warning("unstorable_value", sqlstate=sqlstate, request_id=_request_id(request))
             return JSONResponse(
