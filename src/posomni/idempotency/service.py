@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from posomni.database import Database
 from posomni.idempotency.models import IdempotencyKey
@@ -26,6 +27,8 @@ from posomni.kit.time import utcnow
 MAX_KEY_LENGTH = 200
 # A request still "in progress" after this long died with its process; a retry may take the key over.
 STALE_AFTER = timedelta(minutes=5)
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
 
 
 class KeyInUse(Conflict):
@@ -77,7 +80,7 @@ async def begin(database: Database, scope: str, key: str, request_hash: str) -> 
             return None
         if row.request_hash != request_hash:
             raise KeyReused()
-        if row.status == "completed" and row.response_status is not None and row.response_body is not None:
+        if row.status == COMPLETED and row.response_status is not None and row.response_body is not None:
             return StoredResponse(row.response_status, row.response_body)
         if utcnow() - row.created_at < STALE_AFTER:
             raise KeyInUse()
@@ -87,19 +90,36 @@ async def begin(database: Database, scope: str, key: str, request_hash: str) -> 
 
 async def finish(database: Database, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
     async with database.unit_of_work() as session:
-        row = await session.scalar(
-            select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-        )
-        if row is not None:
-            row.status = "completed"
-            row.response_status = status
-            row.response_body = body
-            row.completed_at = utcnow()
+        await finish_in(session, scope, key, status, body)
+
+
+async def finish_in(session: AsyncSession, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
+    """Store the response of a claimed key in the caller's transaction: written with the change it answers, a
+    crash cannot leave the change made and the key still running. Only a key still running is touched."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key, IdempotencyKey.status == IN_PROGRESS)
+        .values(status=COMPLETED, response_status=status, response_body=body, completed_at=utcnow())
+    )
 
 
 async def release(database: Database, scope: str, key: str) -> None:
     async with database.unit_of_work() as session:
-        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key))
+        await session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.scope == scope, IdempotencyKey.key == key, IdempotencyKey.status == IN_PROGRESS
+            )
+        )
+
+
+@dataclass
+class Claim:
+    """A key this request holds. Work that stores its response itself (`finish_in`, in the transaction of
+    its change) sets `finished` once that transaction has committed."""
+
+    scope: str
+    key: str
+    finished: bool = False
 
 
 async def run_once(
@@ -108,18 +128,19 @@ async def run_once(
     scope: str,
     key: str | None,
     body: Any,
-    call: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    call: Callable[[Claim | None], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> StoredResponse:
-    """Run `call` at most once per (scope, key); without a key it simply runs."""
+    """Run `call` at most once per (scope, key); without a key it simply runs (and gets no claim)."""
     if key is None:
-        status, payload = await call()
+        status, payload = await call(None)
         return StoredResponse(status, payload)
     key = check_key(key)
     stored = await begin(database, scope, key, body_hash(body))
     if stored is not None:
         return stored
+    claim = Claim(scope, key)
     try:
-        status, payload = await call()
+        status, payload = await call(claim)
     except PosError as exc:
         if exc.status_code < 500:
             await finish(database, scope, key, exc.status_code, exc.to_dict())
@@ -129,5 +150,6 @@ async def run_once(
     except BaseException:
         await release(database, scope, key)
         raise
-    await finish(database, scope, key, status, payload)
+    if not claim.finished:
+        await finish(database, scope, key, status, payload)
     return StoredResponse(status, payload)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -21,7 +21,7 @@ from posomni.sales import receipts, service
 from posomni.sales.dependencies import CheckoutDep, ReaderDep, RefundsDep
 from posomni.sales.models import Sale
 from posomni.sales.refund_saga import ReturnLineIn
-from posomni.sales.saga import TenderIn
+from posomni.sales.saga import Completed, TenderIn, completion_scope
 from posomni.sales.schemas import (
     CardPaymentIn,
     CompleteIn,
@@ -36,6 +36,7 @@ from posomni.sales.schemas import (
     SaleCreate,
     SaleOut,
     VoidIn,
+    sale_view,
 )
 from posomni.shifts.schemas import ManagerApproval
 
@@ -47,11 +48,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 async def sale_out(session: DbSession, sale: Sale) -> SaleOut:
     payments = list(await session.scalars(select(Payment).where(Payment.sale_id == sale.id).order_by(Payment.id)))
-    return SaleOut.model_validate(
-        {**{c: getattr(sale, c) for c in SaleOut.model_fields if hasattr(sale, c) and c not in ("lines", "payments")},
-         "lines": sale.lines, "payments": [PaymentOut.model_validate(p) for p in payments],
-         "needs_id_check": any(line.age_restricted for line in sale.lines) and not sale.age_verified},
-    )  # fmt: skip
+    return sale_view(sale, payments)
 
 
 async def _manager_id(
@@ -72,7 +69,8 @@ async def _manager_id(
 
 @router.post("/sales", response_model=SaleOut, status_code=201)
 async def open_sale(body: SaleCreate, session: DbSession, principal: Seller) -> SaleOut:
-    return await sale_out(session, await service.open_sale(session, principal, body.register_id))
+    # A new sale has no payments yet.
+    return sale_view(await service.open_sale(session, principal, body.register_id), [])
 
 
 @router.get("/sales/current", response_model=SaleOut | None)
@@ -196,7 +194,7 @@ async def cancel(sale_id: int, request: Request, session: DbSession, auth: Auth,
     return await sale_out(session, sale)
 
 
-async def _as_json(database: Database, sale_id: int) -> dict[str, object]:
+async def _as_json(database: Database, sale_id: int) -> dict[str, Any]:
     async with database.sessionmaker() as session:
         sale = await service.load(session, sale_id, None)
         return (await sale_out(session, sale)).model_dump(mode="json")
@@ -215,12 +213,24 @@ async def complete(
     who = actor(request, principal)
     tenders = [TenderIn(**t.model_dump()) for t in body.tenders]
 
-    async def run() -> tuple[int, dict[str, object]]:
-        sale = await checkout.complete(sale_id, who, tenders)
-        return 200, await _as_json(checkout.database, sale.id)
+    async def run(claim: idempotency.Claim | None) -> tuple[int, dict[str, Any]]:
+        answer: dict[str, Any] = {}
+
+        async def respond(session: AsyncSession, done: Completed) -> None:
+            # The answer is stored with the completion itself, in the same transaction.
+            answer.update(sale_view(done.sale, done.payments or []).model_dump(mode="json"))
+            if claim is not None:
+                await idempotency.finish_in(session, claim.scope, claim.key, 200, answer)
+
+        done = await checkout.complete_sale(sale_id, who, tenders, respond=respond)
+        if done.payments is None:  # completed before: read it as it is now
+            return 200, await _as_json(checkout.database, done.sale.id)
+        if claim is not None:
+            claim.finished = True
+        return 200, answer
 
     stored = await idempotency.run_once(
-        checkout.database, scope=f"user:{principal.user_id}:sale:{sale_id}:complete", key=idempotency_key,
+        checkout.database, scope=completion_scope(principal.user_id, sale_id), key=idempotency_key,
         body=body.model_dump(mode="json"), call=run,
     )  # fmt: skip
     return JSONResponse(stored.body, status_code=stored.status)
@@ -277,7 +287,7 @@ async def void(
         manager = await _manager_id(request, approval_session, auth, principal, body.manager, "sale.void")
     who = actor(request, principal)
 
-    async def run() -> tuple[int, dict[str, object]]:
+    async def run(_: idempotency.Claim | None) -> tuple[int, dict[str, Any]]:
         sale = await refunds.void_sale(who, sale_id, reason=body.reason, manager_id=manager)
         return 200, await _as_json(refunds.database, sale.id)
 
@@ -299,7 +309,7 @@ async def create_return(
     who = actor(request, principal)
     lines = [ReturnLineIn(line.original_line_id, line.quantity, line.restock) for line in body.lines]
 
-    async def run() -> tuple[int, dict[str, object]]:
+    async def run(_: idempotency.Claim | None) -> tuple[int, dict[str, Any]]:
         sale = await refunds.return_items(who, body.receipt_number, lines, reason=body.reason, register_id=register)
         return 201, await _as_json(refunds.database, sale.id)
 

@@ -57,6 +57,7 @@ from posomni.sales.errors import (
     CheckoutFailed,
     EmptySale,
     SaleCompleting,
+    SaleNotFound,
     TenderInvalid,
     TendersDoNotCover,
 )
@@ -83,6 +84,41 @@ class TenderIn:
     points: int = 0
 
 
+def completion_scope(user_id: int | None, sale_id: int) -> str:
+    """The Idempotency-Key scope of a completion request (`POST /sales/{id}/complete`)."""
+    return f"user:{user_id}:sale:{sale_id}:complete"
+
+
+@dataclass
+class Completed:
+    """A completed sale and its payments as written (`payments` None: completed before, not loaded here)."""
+
+    sale: Sale
+    payments: list[Payment] | None
+
+
+@dataclass
+class _Run:
+    """What one attempt learnt in its first transaction, so that later steps do not read it again."""
+
+    sale_id: int
+    store_id: int
+    currency: str
+    store_settings: dict[str, Any]
+    attempt: int
+    tenders: list[dict[str, Any]]
+    # A refusal by the first transaction's compliance or reservation: the saga compensates it.
+    failure: PosError | None = None
+
+    @property
+    def cards(self) -> bool:
+        return any(tender["kind"] == "card" for tender in self.tenders)
+
+
+# Called in the finalising transaction with the completed sale, before the commit.
+Respond = Callable[[AsyncSession, Completed], Awaitable[None]]
+
+
 class StepObserver:
     """Called after each step is saved. Tests use it to stop the process at a chosen point."""
 
@@ -107,20 +143,31 @@ class Checkout:
     # --- the saga --------------------------------------------------------------------------------------
 
     async def complete(self, sale_id: int, actor: Actor, tenders: list[TenderIn]) -> Sale:
-        sale = await self._start(sale_id, actor, tenders)
-        if sale.status == SaleStatus.COMPLETED.value:
-            return sale  # completed before: the same sale again, nothing done twice
-        await self.observer.after(sale_id, "started")
+        return (await self.complete_sale(sale_id, actor, tenders)).sale
+
+    async def complete_sale(
+        self, sale_id: int, actor: Actor, tenders: list[TenderIn], *, respond: Respond | None = None
+    ) -> Completed:
+        """Run the saga; the completed sale with its payments (None when it was completed before). `respond` is
+        called in the finalising transaction, before its commit (to store the answer with the change)."""
+        begun = await self._begin(sale_id, actor, tenders)
+        if isinstance(begun, Sale):
+            return Completed(begun, None)  # completed before: the same sale again, nothing done twice
+        run = begun
+        if run.failure is None:
+            await self.observer.after(sale_id, "started")
         try:
-            await self._compliance(sale_id, actor)
+            if run.failure is not None:
+                raise run.failure
+            # Saved by the first transaction together with "started".
             await self.observer.after(sale_id, "compliance")
-            await self._reserve(sale_id)
             await self.observer.after(sale_id, "reserved")
-            await self._authorize(sale_id, actor)
+            await self._authorize(run, actor)
             await self.observer.after(sale_id, "authorized")
-            await self._capture(sale_id, actor)
+            if run.cards:
+                await self._capture(sale_id, actor)
             await self.observer.after(sale_id, "captured")
-            done = await self._finalize(sale_id, actor)
+            done = await self._finalize(sale_id, actor, run, respond)
         except Exception as exc:
             await self._compensate(sale_id, actor, exc)
             if isinstance(exc, PosError):
@@ -130,15 +177,21 @@ class Checkout:
         await self.observer.after(sale_id, "completed")
         return done
 
-    async def _step(self, sale_id: int, work: Callable[[AsyncSession, Sale], Awaitable[None]], step: str) -> None:
+    async def _save_step(self, sale_id: int, step: str) -> None:
         async with self.database.sessionmaker() as session:
-            sale = await sales.load(session, sale_id, None, lock=True)
-            await work(session, sale)
+            sale = await _lock(session, sale_id)
             sale.checkout_step = step
-            sale.checkout_state = {**sale.checkout_state, "lease_until": (utcnow() + LEASE).isoformat()}
+            sale.checkout_state = {**sale.checkout_state, "lease_until": _lease()}
             await session.commit()
 
-    async def _start(self, sale_id: int, actor: Actor, tenders: list[TenderIn]) -> Sale:
+    async def _begin(self, sale_id: int, actor: Actor, tenders: list[TenderIn]) -> Sale | _Run:
+        """Steps started, compliance and reserved, in one transaction (none of them calls the processor): the
+        sale is locked, priced and checked, its tender plan saved, status `completing`; the ID check and sale
+        hours at tender time; stock reserved and loyalty points taken. Saved as step `reserved`.
+
+        A refusal by the compliance step keeps its records: the sale is saved `completing` at step `started`
+        with them, and the failure is returned for the compensation, as when it was a transaction of its own.
+        A failure while reserving undoes the reservation (savepoint): the sale is saved at step `compliance`."""
         async with self.database.sessionmaker() as session:
             sale = await sales.load(session, sale_id, actor.store_id, lock=True)
             if sale.status == SaleStatus.COMPLETED.value:
@@ -148,28 +201,41 @@ class Checkout:
             sales.require_open(sale)
             if not sale.lines:
                 raise EmptySale()
-            await sales.reprice(session, sale)
-            plan = await self._plan(session, sale, tenders)
+            store = await session.get(Store, sale.store_id)
+            assert store is not None
+            await sales.reprice(session, sale, flush=False)
+            plan = await self._plan(session, sale, store, tenders)
             attempt = int(sale.checkout_state.get("attempt", 0)) + 1
             sale.status = SaleStatus.COMPLETING.value
             sale.checkout_step = "started"
             sale.failure_code = None
             sale.failure_message = None
-            sale.checkout_state = {
-                "attempt": attempt,
-                "tenders": plan,
-                "actor_id": actor.user_id,
-                "lease_until": (utcnow() + LEASE).isoformat(),
-            }
+            sale.checkout_state = {"attempt": attempt, "tenders": plan, "actor_id": actor.user_id,
+                                   "lease_until": _lease()}  # fmt: skip
+            run = _Run(sale_id, store.id, store.currency, dict(store.settings or {}), attempt, plan)
+            try:
+                await self._check_compliance(session, sale, store)
+            except PosError as exc:
+                # A refusal's compliance event must be kept even though the sale fails.
+                run.failure = exc
+                await session.commit()
+                return run
+            sale.checkout_step = "reserved"
+            try:
+                async with session.begin_nested():  # writes the sale first, then SAVEPOINT
+                    await self._reserve(session, sale, plan)
+            except PosError as exc:
+                run.failure = exc
+                sale.checkout_step = "compliance"
             await session.commit()
-            return sale
+            return run
 
-    async def _plan(self, session: AsyncSession, sale: Sale, tenders: list[TenderIn]) -> list[dict[str, Any]]:
+    async def _plan(
+        self, session: AsyncSession, sale: Sale, store: Store, tenders: list[TenderIn]
+    ) -> list[dict[str, Any]]:
         """Check the tenders against the total; return the plan saved with the sale."""
         if not tenders:
             raise TendersDoNotCover("Choose a tender.")
-        store = await session.get(Store, sale.store_id)
-        assert store is not None
         plan: list[dict[str, Any]] = []
         non_cash = 0
         cash_given = 0
@@ -223,65 +289,48 @@ class Checkout:
     def _amounts(sale: Sale, non_cash: int, cash: int) -> dict[str, int]:
         return {"total_cents": sale.total_cents, "card_and_points_cents": non_cash, "cash_given_cents": cash}
 
-    async def _compliance(self, sale_id: int, actor: Actor) -> None:
-        # Done in its own transaction: a refusal's compliance event must be kept even though the sale fails.
-        async with self.database.sessionmaker() as session:
-            sale = await sales.load(session, sale_id, None, lock=True)
-            restricted = [line for line in sale.lines if line.age_restricted]
-            if restricted:
-                store = await session.get(Store, sale.store_id)
-                clerk = await session.get(User, sale.cashier_id)
-                assert store is not None and clerk is not None
-                try:
-                    decision = await compliance.authorize_sale(
-                        session, self.crypto, store=store, sale_id=sale.id, clerk=clerk,
-                        required_min_age=max(line.min_age or 21 for line in restricted),
-                        customer_id=sale.customer_id, at=utcnow(), register_id=sale.register_id,
-                    )  # fmt: skip
-                except PosError as exc:
-                    if exc.keeps_records:
-                        await session.commit()
-                    raise
-                sale.age_verified = True
-                sale.age_verified_by = decision.verified_by
-                sale.id_scanned = decision.id_scanned
-            sale.checkout_step = "compliance"
-            sale.checkout_state = {**sale.checkout_state, "lease_until": (utcnow() + LEASE).isoformat()}
-            await session.commit()
+    async def _check_compliance(self, session: AsyncSession, sale: Sale, store: Store) -> None:
+        """The ID check and sale hours at tender time, for age-restricted lines."""
+        restricted = [line for line in sale.lines if line.age_restricted]
+        if not restricted:
+            return
+        clerk = await session.get(User, sale.cashier_id)
+        assert clerk is not None
+        decision = await compliance.authorize_sale(
+            session, self.crypto, store=store, sale_id=sale.id, clerk=clerk,
+            required_min_age=max(line.min_age or 21 for line in restricted),
+            customer_id=sale.customer_id, at=utcnow(), register_id=sale.register_id,
+        )  # fmt: skip
+        sale.age_verified = True
+        sale.age_verified_by = decision.verified_by
+        sale.id_scanned = decision.id_scanned
 
-    async def _reserve(self, sale_id: int) -> None:
-        async def work(session: AsyncSession, sale: Sale) -> None:
-            await inventory.reserve(session, sale.store_id, sales.stock_items(sale), reference=f"sale:{sale.id}")
-            for tender in sale.checkout_state["tenders"]:
-                if tender["kind"] == "loyalty" and sale.customer_id is not None:
-                    await customers.redeem(session, sale.customer_id, int(tender["points"]))
+    async def _reserve(self, session: AsyncSession, sale: Sale, plan: list[dict[str, Any]]) -> None:
+        await inventory.reserve(session, sale.store_id, sales.stock_items(sale), reference=f"sale:{sale.id}")
+        for tender in plan:
+            if tender["kind"] == "loyalty" and sale.customer_id is not None:
+                await customers.redeem(session, sale.customer_id, int(tender["points"]))
 
-        await self._step(sale_id, work, "reserved")
-
-    async def _authorize(self, sale_id: int, actor: Actor) -> None:
-        async with self.database.sessionmaker() as session:
-            sale = await sales.load(session, sale_id, None)
-            store = await session.get(Store, sale.store_id)
-            assert store is not None
-            attempt = sale.checkout_state["attempt"]
-            tenders = list(sale.checkout_state["tenders"])
-            currency = store.currency
-            store_id = store.id
+    async def _authorize(self, run: _Run, actor: Actor) -> None:
+        """Every card tender authorised. A sale without one has nothing to do here and saves nothing: its
+        step stays `reserved`, which recovery compensates (no money was taken)."""
+        sale_id = run.sale_id
+        tenders = run.tenders
+        if not run.cards:
+            return
         for tender in tenders:
             if tender["kind"] != "card":
                 continue
             if tender.get("payment_id"):
                 await self._confirm_reader_payment(int(tender["payment_id"]), actor)
                 continue
-            key = f"sale:{sale_id}:attempt:{attempt}:tender:{tender['index']}:authorize"
-            payment_id = await self._new_payment(sale_id, tender, key)
-            tender["payment_id"] = payment_id
-            await self._save_tenders(sale_id, tenders)
+            key = f"sale:{sale_id}:attempt:{run.attempt}:tender:{tender['index']}:authorize"
+            payment_id = await self._new_payment(sale_id, tender, tenders, key)
             assert self.gateway is not None
             request = AuthorizeRequest(
-                amount_cents=int(tender["amount_cents"]), currency=currency, idempotency_key=key,
+                amount_cents=int(tender["amount_cents"]), currency=run.currency, idempotency_key=key,
                 reference=f"sale:{sale_id}", payment_method=tender["payment_method"],
-                metadata={"sale_id": str(sale_id), "payment_id": str(payment_id), "store_id": str(store_id),
+                metadata={"sale_id": str(sale_id), "payment_id": str(payment_id), "store_id": str(run.store_id),
                           "request_id": actor.request_id or ""},
                 request_id=actor.request_id,
             )  # fmt: skip
@@ -293,7 +342,7 @@ class Checkout:
                 raise
             monitoring_metrics.card_payment("authorize", result.status)
             await self._record_card(payment_id, result)
-        await self._step(sale_id, _nothing, "authorized")
+        await self._save_step(sale_id, "authorized")
 
     async def _confirm_reader_payment(self, payment_id: int, actor: Actor) -> None:
         async with self.database.sessionmaker() as session:
@@ -317,13 +366,13 @@ class Checkout:
             )
             monitoring_metrics.card_payment("capture", result.status)
             await self._record_card(payment_id, result)
-        await self._step(sale_id, _nothing, "captured")
+        await self._save_step(sale_id, "captured")
 
-    async def _finalize(self, sale_id: int, actor: Actor) -> Sale:
+    async def _finalize(
+        self, sale_id: int, actor: Actor, run: _Run | None = None, respond: Respond | None = None
+    ) -> Completed:
         async with self.database.sessionmaker() as session:
             sale = await sales.load(session, sale_id, None, lock=True)
-            store = await session.get(Store, sale.store_id)
-            assert store is not None
             await inventory.commit_sale(
                 session, sale.store_id, sales.stock_items(sale), reference=f"sale:{sale.id}", actor_id=sale.cashier_id
             )
@@ -340,14 +389,24 @@ class Checkout:
                         amount_cents=int(tender["amount_cents"]), captured_cents=int(tender["amount_cents"]),
                     ))  # fmt: skip
             if sale.customer_id is not None:
-                earned = customers.points_earned(sale.total_cents - paid_with_points, store.settings or {})
+                if run is not None:
+                    settings = run.store_settings
+                else:
+                    store = await session.get(Store, sale.store_id)
+                    assert store is not None
+                    settings = dict(store.settings or {})
+                earned = customers.points_earned(sale.total_cents - paid_with_points, settings)
                 await customers.earn(session, sale.customer_id, earned)
                 sale.loyalty_points_earned = earned
             sale.status = SaleStatus.COMPLETED.value
             sale.checkout_step = "completed"
             sale.completed_at = utcnow()
             sale.checkout_state = {k: v for k, v in sale.checkout_state.items() if k != "lease_until"}
-            payments = list(await session.scalars(select(Payment).where(Payment.sale_id == sale.id)))
+            # Written first, so that the cash and points payments just added are among the sale's tenders.
+            await session.flush()
+            payments = list(
+                await session.scalars(select(Payment).where(Payment.sale_id == sale.id).order_by(Payment.id))
+            )
             summary = sales.summary(sale) | {
                 "tenders": [
                     {"tender": p.tender, "amount_cents": p.amount_cents, "brand": p.card_brand, "last4": p.card_last4}
@@ -364,9 +423,13 @@ class Checkout:
                 ],
             }  # fmt: skip
             await sales.announce(session, self.crypto, actor, sale, "completed", summary)
+            # Nothing of these is generated by the database: the objects as written are the sale as stored.
+            done = Completed(sale, payments)
+            if respond is not None:
+                await respond(session, done)
             await session.commit()
             monitoring_metrics.sale_completed()
-            return await sales.load(session, sale_id, None)
+            return done
 
     @staticmethod
     def _cash_payment(sale: Sale, tender: dict[str, Any]) -> Payment:
@@ -379,21 +442,20 @@ class Checkout:
 
     # --- payments rows -----------------------------------------------------------------------------------
 
-    async def _new_payment(self, sale_id: int, tender: dict[str, Any], key: str) -> int:
+    async def _new_payment(self, sale_id: int, tender: dict[str, Any], tenders: list[dict[str, Any]], key: str) -> int:
+        """The payment row, saved before the processor is called, and its id in the sale's tender plan."""
         async with self.database.sessionmaker() as session:
+            sale = await _lock(session, sale_id)
             payment = Payment(
                 sale_id=sale_id, tender="card", provider=self.gateway.name if self.gateway else "none",
                 status=PaymentStatus.PENDING.value, amount_cents=int(tender["amount_cents"]), idempotency_key=key,
             )  # fmt: skip
             session.add(payment)
-            await session.commit()
-            return payment.id
-
-    async def _save_tenders(self, sale_id: int, tenders: list[dict[str, Any]]) -> None:
-        async with self.database.sessionmaker() as session:
-            sale = await sales.load(session, sale_id, None, lock=True)
+            await session.flush()
+            tender["payment_id"] = payment.id
             sale.checkout_state = {**sale.checkout_state, "tenders": tenders}
             await session.commit()
+            return payment.id
 
     async def _record_card(self, payment_id: int, result: CardResult) -> None:
         async with self.database.sessionmaker() as session:
@@ -601,5 +663,15 @@ class _Interrupted(PosError):
     default_message = "The previous attempt to complete this sale was interrupted; nothing was charged. Tender again."
 
 
-async def _nothing(session: AsyncSession, sale: Sale) -> None:
-    return None
+async def _lock(session: AsyncSession, sale_id: int) -> Sale:
+    """The sale's row, locked, without its lines (for a step that only records its progress)."""
+    sale = await session.scalar(
+        select(Sale).where(Sale.id == sale_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if sale is None:
+        raise SaleNotFound(details={"sale_id": sale_id})
+    return sale
+
+
+def _lease() -> str:
+    return (utcnow() + LEASE).isoformat()

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from posomni.shifts.schemas import ManagerApproval
+
+if TYPE_CHECKING:
+    from posomni.payments.models import Payment
+    from posomni.sales.models import Sale
 
 MAX_CENTS = 100_000_000
 
@@ -169,3 +174,12 @@ class NoReceiptReturnIn(BaseModel):
     reason: str = Field(min_length=3, max_length=300)
     register_id: int | None = Field(default=None, ge=1)
     manager: ManagerApproval | None = None
+
+
+def sale_view(sale: Sale, payments: Sequence[Payment]) -> SaleOut:
+    """A sale with its lines (loaded) and its payments, as the API answers it."""
+    return SaleOut.model_validate(
+        {**{c: getattr(sale, c) for c in SaleOut.model_fields if hasattr(sale, c) and c not in ("lines", "payments")},
+         "lines": sale.lines, "payments": [PaymentOut.model_validate(p) for p in payments],
+         "needs_id_check": any(line.age_restricted for line in sale.lines) and not sale.age_verified},
+    )  # fmt: skip

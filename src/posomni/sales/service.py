@@ -62,18 +62,20 @@ def require_open(sale: Sale) -> None:
 
 
 async def next_number(session: AsyncSession, store_id: int, name: str) -> int:
-    """The next value of a per-store counter. The row lock lasts until the caller's transaction ends."""
+    """The next value of a per-store counter, in one statement (an upsert that increments). The row lock lasts
+    until the caller's transaction ends: call it as late as possible."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(insert(StoreCounter).values(store_id=store_id, name=name, value=0).on_conflict_do_nothing())
-    counter = await session.scalar(
-        select(StoreCounter)
-        .where(StoreCounter.store_id == store_id, StoreCounter.name == name)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    statement = (
+        insert(StoreCounter)
+        .values(store_id=store_id, name=name, value=1)
+        .on_conflict_do_update(
+            index_elements=[StoreCounter.store_id, StoreCounter.name], set_={"value": StoreCounter.value + 1}
+        )
+        .returning(StoreCounter.value)
     )
-    assert counter is not None
-    counter.value += 1
-    return counter.value
+    value = await session.scalar(statement)
+    assert value is not None
+    return int(value)
 
 
 def receipt_number(store: Store, number: int) -> str:
@@ -308,12 +310,14 @@ def _deposits(store: Store) -> dict[str, int]:
     return {str(k): int(v) for k, v in (store.settings or {}).get("deposits", {}).items()}
 
 
-async def reprice(session: AsyncSession, sale: Sale) -> None:
-    """Price the whole sale again and write every line's and the sale's amounts (integer cents)."""
+async def reprice(session: AsyncSession, sale: Sale, *, flush: bool = True) -> None:
+    """Price the whole sale again and write every line's and the sale's amounts (integer cents). With `flush`
+    False the new amounts are written with the caller's next flush (one UPDATE with its own changes)."""
     if not sale.lines:
         for name in ("subtotal_cents", "discount_cents", "tax_cents", "deposit_cents", "total_cents"):
             setattr(sale, name, 0)
-        await session.flush()
+        if flush:
+            await session.flush()
         return
     store = await _store(session, sale.store_id)
     await session.flush()
@@ -371,7 +375,8 @@ async def reprice(session: AsyncSession, sale: Sale) -> None:
     sale.deposit_cents = priced.deposit_cents
     sale.total_cents = priced.total_cents
     sale.updated_at = utcnow()
-    await session.flush()
+    if flush:
+        await session.flush()
 
 
 def stock_items(sale: Sale) -> list[tuple[int, int]]:
