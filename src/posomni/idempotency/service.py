@@ -103,6 +103,31 @@ async def finish_in(session: AsyncSession, scope: str, key: str, status: int, bo
     )
 
 
+async def settle_in_flight(session: AsyncSession, scope: str, status: int, body: dict[str, Any]) -> int:
+    """Every key of `scope` still running gets this response (in the caller's transaction): for the recovery
+    of work whose request died, so that the client's retry gets the answer instead of `idempotency_key_in_use`.
+    Returns how many keys were settled."""
+    result = await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.scope == scope, IdempotencyKey.status == IN_PROGRESS)
+        .values(status=COMPLETED, response_status=status, response_body=body, completed_at=utcnow())
+    )
+    return _rowcount(result)
+
+
+async def release_in_flight(session: AsyncSession, scope: str) -> int:
+    """Free every key of `scope` still running (in the caller's transaction): the work it claimed was undone by
+    the recovery of a dead request, and a retry with the key should run it again. Returns how many were freed."""
+    result = await session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.status == IN_PROGRESS)
+    )
+    return _rowcount(result)
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def release(database: Database, scope: str, key: str) -> None:
     async with database.unit_of_work() as session:
         await session.execute(

@@ -34,6 +34,7 @@ from posomni.auth.principal import Actor
 from posomni.compliance import service as compliance
 from posomni.customers import service as customers
 from posomni.database import Database
+from posomni.idempotency import service as idempotency
 from posomni.inventory import service as inventory
 from posomni.kit.errors import PosError
 from posomni.kit.time import utcnow
@@ -62,6 +63,7 @@ from posomni.sales.errors import (
     TendersDoNotCover,
 )
 from posomni.sales.models import Sale, SaleStatus
+from posomni.sales.schemas import sale_view
 from posomni.security.crypto import EncryptionService
 from posomni.stores.models import Store
 from posomni.users.models import User
@@ -642,25 +644,47 @@ class Checkout:
             log.warning("recovery_processor_unavailable", sale_id=sale_id)
             return "deferred"
         captured_any = bool(await self._card_payments(sale_id, PaymentStatus.CAPTURED))
+        # The register that sent the completion never got its answer and retries with the same key: the
+        # answer is stored with the completion, or the key freed after the compensation, so that the retry is
+        # answered (or runs again) instead of being told the key is in use.
+        scope = completion_scope(actor.user_id, sale_id)
         try:
             if step == "captured" or (step == "authorized" and captured_any):
                 # Money was taken: finish the sale (capturing anything still only authorised).
                 await self._capture(sale_id, actor)
-                await self._finalize(sale_id, actor)
+                await self._finalize(sale_id, actor, respond=_settle_keys(scope))
                 return "completed"
             if step == "completed":
                 return "completed"
         except Exception as exc:
             await self._compensate(sale_id, actor, exc)
+            await self._release_keys(sale_id, scope)
             return "compensated"
         await self._compensate(sale_id, actor, _Interrupted())
+        await self._release_keys(sale_id, scope)
         return "compensated"
+
+    async def _release_keys(self, sale_id: int, scope: str) -> None:
+        async with self.database.sessionmaker() as session:
+            sale = await _lock(session, sale_id)
+            if sale.status == SaleStatus.COMPLETING.value:
+                return  # the compensation did not get through: recovery will try again, the key stays claimed
+            await idempotency.release_in_flight(session, scope)
+            await session.commit()
 
 
 class _Interrupted(PosError):
     status_code = 409
     code = "checkout_interrupted"
     default_message = "The previous attempt to complete this sale was interrupted; nothing was charged. Tender again."
+
+
+def _settle_keys(scope: str) -> Respond:
+    async def settle(session: AsyncSession, done: Completed) -> None:
+        body = sale_view(done.sale, done.payments or []).model_dump(mode="json")
+        await idempotency.settle_in_flight(session, scope, 200, body)
+
+    return settle
 
 
 async def _lock(session: AsyncSession, sale_id: int) -> Sale:
