@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import Page, expect
 
@@ -114,6 +116,70 @@ async def test_an_expired_licence_can_be_overridden_by_a_manager(page: Page) -> 
     await override.get_by_label("Reason").fill("Licence renewed, paper copy seen")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("dialog", name="OF AGE")).to_be_visible()
+
+
+async def test_out_of_hours_an_adult_is_told_in_big_letters_and_the_sale_does_not_complete(page: Page) -> None:
+    # The store's alcohol sales closed an hour ago, on its own clock: 3 h to 1 h ago, every day. Near midnight
+    # the window crosses it (e.g. 22:30–00:30 at 01:30), which the hours rule reads the same way.
+    now = datetime.now(ZoneInfo("America/New_York"))
+    opens, closes = (f"{now - timedelta(hours=h):%H:%M}" for h in (3, 1))
+    await sign_in(page, "admin", register=None)
+    await page.goto("/office/stores")
+    await expect(page.get_by_label("Minimum clerk age")).to_have_value("18")  # the settings are loaded
+    await page.get_by_label("Sales start").fill(opens)
+    await page.get_by_label("Sales end (24:00 = midnight)").fill(closes)
+    await page.get_by_role("button", name="Save the policies").click()
+    await expect(page.locator("#office-status")).to_contain_text("Policies saved")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(re.compile(r"/$"))
+
+    today = store_today()
+    adult = licence(dob=years_ago(30, today), expires=today + timedelta(days=365 * 4))
+    await sign_in(page, "cashier")
+    await open_shift(page, "100")
+    await expect(page.locator("#hours-status")).to_have_text("Alcohol: OUT OF HOURS")
+    await scan(page, COKE)
+    await scan(page, VODKA)
+    await expect(page.locator("#lines-body tr")).to_have_count(2)
+    banner = page.locator("#id-banner")
+    await expect(banner).to_contain_text("OUT OF HOURS")
+    # An adult's licence: of age, but the screen says OUT OF HOURS, big, with no override.
+    await page.keyboard.type(adult)
+    result = page.get_by_role("dialog", name="OUT OF HOURS")
+    await expect(result).to_be_visible()
+    await expect(result).to_contain_text("may not be sold")
+    await expect(result.get_by_role("button", name=re.compile("override"))).to_be_hidden()
+    await expect(page.get_by_role("dialog", name="OF AGE")).to_have_count(0)
+    size = await page.locator("#id-result-word").evaluate("node => parseFloat(getComputedStyle(node).fontSize)")
+    assert size >= 48, f"the result is shown in big type ({size}px)"
+    await shot(page, "register-id-out-of-hours")
+    await page.keyboard.press("Enter")
+    await expect(result).to_be_hidden()
+    await expect(banner).to_contain_text("OUT OF HOURS")
+    # Paying: the payment dialog does not open; the result is shown again.
+    await page.keyboard.press("F10")
+    await expect(result).to_be_visible()
+    await expect(page.get_by_role("dialog", name="Payment")).to_be_hidden()
+    await page.keyboard.press("Enter")
+    await expect(result).to_be_hidden()
+    # The server refuses the checkout itself, whatever the screen does.
+    register_id = await page.locator("body").get_attribute("data-register-id")
+    sale = await (await page.request.get(f"/sales/current?register_id={register_id}")).json()
+    csrf = next(c["value"] for c in await page.context.cookies() if c["name"] == "posomni_csrf")
+    refused = await page.request.post(
+        f"/sales/{sale['id']}/complete",
+        headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
+        data={"tenders": [{"kind": "cash", "tendered_cents": 10_000}]},
+    )
+    assert refused.status == 409, await refused.text()
+    assert (await refused.json())["error"]["code"] == "outside_sale_hours"
+    # The sale is still open on the server: after a reload the register picks it up, unpaid.
+    await page.reload()
+    await expect(page.locator("#lines-body tr")).to_have_count(2)
+    await expect(page.locator("#sale-meta")).to_have_text(f"Receipt {sale['receipt_number']}")
+    await expect(banner).to_contain_text("OUT OF HOURS")
+    await expect(page.get_by_role("dialog", name=re.compile("complete"))).to_have_count(0)
+    await shot(page, "register-out-of-hours")
 
 
 async def pay_cash_exact(page: Page) -> str:

@@ -20,6 +20,7 @@ export const state = {
   idStatus: null, // GET /web/api/sales/{id}/id-status
   lastSaleId: Number(sessionStorage.getItem("posomni.lastSale")) || null,
   onSale: () => {},
+  onStatus: () => {},
 };
 
 export const can = (permission) => state.permissions.has(permission);
@@ -81,6 +82,13 @@ export async function refreshSale() {
   if (!state.registerId) return;
   setSale(await api("GET", `/sales/current?register_id=${state.registerId}`));
   await refreshIdStatus();
+}
+
+// The register's status from the server, among it whether alcohol may be sold at this moment (sale hours).
+export async function refreshStatus() {
+  state.status = await api("GET", `/web/api/registers/${state.registerId}/status`);
+  state.onStatus();
+  return state.status;
 }
 
 export async function refreshIdStatus() {

@@ -3,7 +3,19 @@
 
 import { api } from "../api.js";
 import { $, closeDialog, openDialog } from "../ui.js";
-import { beep, ensureSale, errorIn, fail, invalid, onSubmit, refreshIdStatus, say, serial, state } from "./context.js";
+import {
+  beep,
+  ensureSale,
+  errorIn,
+  fail,
+  invalid,
+  onSubmit,
+  refreshIdStatus,
+  refreshStatus,
+  say,
+  serial,
+  state,
+} from "./context.js";
 
 const dialog = $("#dlg-id");
 const resultDialog = $("#dlg-id-result");
@@ -56,6 +68,11 @@ function showResult(kind, detail, overridable) {
   openDialog(resultDialog, "button[data-close]");
 }
 
+// The sale hours forbid alcohol now (the server's decision: the register status or a refused checkout).
+export function showOutOfHours(detail) {
+  showResult("hours", detail, false);
+}
+
 async function check(evidence) {
   capture.disarm();
   await serial(async () => {
@@ -65,9 +82,9 @@ async function check(evidence) {
       refusal = null;
       await refreshIdStatus();
       // Of age, but alcohol may still not be sold now: say so before the cashier bags the bottle.
-      state.status = await api("GET", `/web/api/registers/${state.registerId}/status`);
-      if (!state.status.sale_hours.allowed) {
-        showResult("hours", "The customer is of age, but alcohol may not be sold at this time.", false);
+      const status = await refreshStatus();
+      if (!status.sale_hours.allowed) {
+        showOutOfHours("The customer is of age, but alcohol may not be sold at this time.");
       } else {
         showResult("ok", `Checked for ${result.checked_min_age}+ (${result.method}). You may sell.`, false);
       }

@@ -11,6 +11,7 @@ import {
   fail,
   refreshIdStatus,
   refreshSale,
+  refreshStatus,
   say,
   selectedLine,
   serial,
@@ -63,9 +64,16 @@ function render() {
   const banner = $("#id-banner");
   const id = state.idStatus;
   banner.hidden = !(sale && sale.needs_id_check && !(id && id.covered));
+  const restricted = lines.some((l) => l.age_restricted);
   if (id && id.underage_refused) {
     banner.hidden = false;
     banner.replaceChildren(el("strong", {}, "UNDERAGE"), " — this sale cannot be completed. Cancel it (Alt+C).");
+  } else if (restricted && state.status && !state.status.sale_hours.allowed) {
+    banner.hidden = false;
+    banner.replaceChildren(
+      el("strong", {}, "OUT OF HOURS"),
+      " — alcohol may not be sold now. Remove the age-restricted items (Del) or cancel the sale (Alt+C).",
+    );
   } else if (!banner.hidden) {
     banner.replaceChildren(
       el("strong", {}, "ID REQUIRED"),
@@ -78,6 +86,10 @@ function render() {
 }
 
 state.onSale = render;
+state.onStatus = () => {
+  renderStatus();
+  render();
+};
 
 function renderShift() {
   const pill = $("#shift-status");
@@ -114,6 +126,8 @@ async function addItem(code, quantity) {
       setSale(updated);
       say(`${added ? added.description : "Item"} — ${money(added ? added.line_total_cents : 0)}`, "ok");
       if (updated.needs_id_check) await refreshIdStatus();
+      // Alcohol on the sale: whether it may be sold now, as the server sees it (the banner says so at once).
+      if (added && added.age_restricted) await refreshStatus().catch(() => {});
     } catch (exc) {
       fail(exc);
       if (exc.code === "sale_not_open") await refreshSale();
@@ -262,8 +276,7 @@ async function start() {
     return;
   }
   try {
-    state.status = await api("GET", `/web/api/registers/${state.registerId}/status`);
-    renderStatus();
+    await refreshStatus();
     state.shift = await api("GET", `/shifts/current?register_id=${state.registerId}`);
     renderShift();
     await refreshSale();

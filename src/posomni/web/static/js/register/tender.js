@@ -13,6 +13,7 @@ import {
   printNow,
   refreshIdStatus,
   refreshSale,
+  refreshStatus,
   rememberLastSale,
   say,
   serial,
@@ -20,6 +21,7 @@ import {
   showPrintable,
   state,
 } from "./context.js";
+import { showOutOfHours } from "./idcheck.js";
 
 const dialog = $("#dlg-tender");
 const done = $("#dlg-done");
@@ -63,7 +65,9 @@ export function open() {
   return serial(openNow);
 }
 
-function openNow() {
+const OUT_OF_HOURS = "Alcohol may not be sold at this time. Remove the age-restricted items or cancel the sale.";
+
+async function openNow() {
   if (!state.sale || !state.sale.lines.length) {
     fail(invalid("Scan an item first."));
     return;
@@ -71,6 +75,14 @@ function openNow() {
   if (state.sale.needs_id_check && !(state.idStatus && state.idStatus.covered)) {
     fail({ code: "age_verification_required", message: "Scan the customer's ID (F9) before taking payment." });
     return;
+  }
+  // Before any card is touched: may alcohol be sold now? The server says (its checkout refuses it anyway).
+  if (state.sale.lines.some((l) => l.age_restricted)) {
+    const status = await refreshStatus().catch(() => state.status);
+    if (status && !status.sale_hours.allowed) {
+      showOutOfHours(OUT_OF_HOURS);
+      return;
+    }
   }
   tenders = [];
   errorIn(dialog, null);
@@ -217,6 +229,10 @@ async function complete() {
     if (exc.code === "age_verification_required" || exc.code === "underage") {
       closeDialog(dialog);
       await refreshIdStatus().catch(() => {});
+    } else if (exc.code === "outside_sale_hours") {
+      closeDialog(dialog);
+      await refreshStatus().catch(() => {});
+      showOutOfHours(OUT_OF_HOURS);
     }
   } finally {
     busy = false;
