@@ -40,9 +40,11 @@ async def sell_around_the_clock(database: Database, store_code: str = "FL-001") 
 @asynccontextmanager
 async def running_app(settings: Settings, database: Database) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = create_app(settings, database=database)
+    # https, as behind the TLS proxy: outside development the session cookies are Secure, and a client sends
+    # those over https only.
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver") as http,
     ):
         yield app, http
 

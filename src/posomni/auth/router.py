@@ -16,6 +16,7 @@ from posomni.auth.dependencies import (
 from posomni.auth.permissions import ROLE_PERMISSIONS, Permission
 from posomni.auth.principal import Principal
 from posomni.auth.schemas import LoginRequest, MeOut, PinLoginRequest, SessionOut
+from posomni.config import Environment, Settings
 from posomni.dependencies import AppSettings, DbSession
 from posomni.users.models import Role, User
 
@@ -38,6 +39,12 @@ def _me(user: User, register_id: int | None) -> MeOut:
         register_id=register_id,
         permissions=sorted(p.value for p in ROLE_PERMISSIONS[Role(user.role)]),
     )
+
+
+def _secure_cookies(settings: Settings) -> bool:
+    """Secure in test and production. Not in development, where a register on the shop's network may open the
+    service over plain http, and a browser keeps a Secure cookie only from https (or loopback)."""
+    return settings.env is not Environment.DEVELOPMENT
 
 
 def _session_out(signed: service.SignedIn, response: Response, secure: bool) -> SessionOut:
@@ -72,7 +79,7 @@ async def login(
         client_address=client_address(request),
         request_id=request_id_of(request),
     )
-    return _session_out(signed, response, settings.is_production)
+    return _session_out(signed, response, _secure_cookies(settings))
 
 
 @router.post("/pin", response_model=SessionOut, responses=_ERRORS)
@@ -93,7 +100,7 @@ async def pin_login(
         client_address=client_address(request),
         request_id=request_id_of(request),
     )
-    return _session_out(signed, response, settings.is_production)
+    return _session_out(signed, response, _secure_cookies(settings))
 
 
 @router.post("/logout", status_code=204)
@@ -106,8 +113,8 @@ async def logout(
 ) -> Response:
     await service.logout(session, auth, principal, request_id_of(request))
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, secure=settings.is_production, samesite="strict", httponly=True)
-    response.delete_cookie(CSRF_COOKIE, secure=settings.is_production, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, secure=_secure_cookies(settings), samesite="strict", httponly=True)
+    response.delete_cookie(CSRF_COOKIE, secure=_secure_cookies(settings), samesite="strict")
     return response
 
 
