@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
-from tests.browser.support import COKE, open_shift, scan, shot, sign_in
+from tests.browser.support import (
+    COKE,
+    VODKA,
+    licence,
+    open_shift,
+    scan,
+    shot,
+    sign_in,
+    store_today,
+    switch_cashier,
+    years_ago,
+)
 
 
 async def test_a_manager_changes_a_price_and_the_register_charges_it(page: Page) -> None:
@@ -111,3 +123,69 @@ async def test_the_back_office_sections_do_their_work(page: Page) -> None:
     await expect(page.locator("#verify-result")).to_contain_text("Every chain is intact")
     await page.goto("/office/outbox")
     await expect(page.locator("#outbox-figures")).to_contain_text("Waiting")
+
+
+async def assert_no_sideways_scroll(page: Page, where: Locator) -> None:
+    """At 1024×768 neither the page nor a table's own scroll box needs scrolling sideways."""
+    widths = await where.locator(".table-wrap").evaluate_all("boxes => boxes.map(b => [b.scrollWidth, b.clientWidth])")
+    assert widths, "a table is shown"
+    assert all(scroll <= client for scroll, client in widths), widths
+    page_width = await page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= 1024, page_width
+
+
+async def test_the_z_history_and_the_audit_log_read_at_1024_without_sideways_scrolling(page: Page) -> None:
+    # A sale with an ID check, then a manager closes the shift: a Z report and rich audit entries.
+    today = store_today()
+    await sign_in(page, "cashier")
+    await open_shift(page, "100")
+    await scan(page, COKE)
+    await scan(page, VODKA)
+    await expect(page.locator("#id-banner")).to_contain_text("ID REQUIRED")
+    await page.keyboard.type(licence(dob=years_ago(30, today), expires=today + timedelta(days=700)))
+    await expect(page.get_by_role("dialog", name="OF AGE")).to_be_visible()
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("F10")
+    await expect(page.get_by_role("dialog", name="Payment")).to_be_visible()
+    await page.keyboard.press("F2")
+    await expect(page.get_by_role("dialog", name=re.compile("complete"))).to_be_visible()
+    await page.keyboard.press("Enter")
+    await switch_cashier(page, "manager")
+    await expect(page.locator("#shift-status")).to_contain_text("open")
+    await page.keyboard.press("Alt+Z")
+    await page.get_by_label("Counted cash (dollars)").fill("125")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("dialog", name=re.compile("Z report"))).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#shift-status")).to_contain_text("No open shift")
+
+    await page.goto("/office/reports")
+    history = page.locator("#z-history")
+    await expect(history.get_by_role("link", name=re.compile("Z report"))).to_be_visible()
+    await expect(history).to_contain_text("$125.00")
+    await assert_no_sideways_scroll(page, history)
+    await history.scroll_into_view_if_needed()
+    await shot(page, "office-reports-z-history")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(re.compile(r"/$"))
+    await sign_in(page, "admin", register=None)
+    await page.goto("/office/audit")
+    entries = page.locator("#audit-entries")
+    completed = entries.locator("tr.audit-entry").filter(has_text="sale.completed")
+    await expect(completed).to_have_count(1)
+    # Under the entry, its details read as a key/value list; a nested list (the lines) opens from the keyboard.
+    sale_details = completed.locator("xpath=following-sibling::tr[1]")
+    await expect(sale_details.locator("dl.kv").first).to_contain_text("receipt_number")
+    await expect(sale_details).not_to_contain_text('"receipt_number"')
+    unit_price = sale_details.get_by_text("unit_price_cents", exact=True).first
+    await expect(unit_price).to_be_hidden()
+    await sale_details.locator("details.kv-nested > summary").first.focus()
+    await page.keyboard.press("Enter")
+    await expect(unit_price).to_be_visible()
+    await assert_no_sideways_scroll(page, entries)
+    await page.get_by_role("button", name="Verify the chains").click()
+    await expect(page.locator("#verify-result")).to_contain_text("Every chain is intact")
+    await shot(page, "office-audit-log")
+    await entries.scroll_into_view_if_needed()
+    await shot(page, "office-audit-log-entries")

@@ -25,27 +25,38 @@ async function sales(period) {
   );
 }
 
+// When and by whom a shift opened or closed, on two short lines (the date, then the time and the user).
+function stamp(iso, by) {
+  const at = new Date(iso);
+  const time = at.toLocaleTimeString("en-US", { hour: "numeric", minute: "2-digit" });
+  return [el("span", { class: "nowrap" }, at.toLocaleDateString("en-US")), el("br"), `${time}, ${by}`];
+}
+
+const zLink = (id) => el("a", { href: `/shifts/${id}/z-report?format=html`, target: "_blank", rel: "noopener" }, `Z report ${id}`);
+const cents = (value) => (value === null ? "" : money(value));
+
+// The Z history fits 1024 px without scrolling: the shift, its register and business day in one cell,
+// opened and closed as date / time and user, the cash figures in narrow number columns.
 async function zHistory(period) {
   const shifts = await api("GET", `/web/api/shifts?from=${period.from}&to=${period.to}${storeQuery("&")}`);
   $("#z-history").replaceChildren(
     table(
       "Shifts, newest first",
       [
-        { label: "Shift", value: (s) => s.id, num: true },
-        { label: "Register", value: (s) => s.register_name },
-        { label: "Day", value: (s) => s.business_date },
-        { label: "Opened", value: (s) => `${dateTime(s.opened_at)} by ${s.opened_by}` },
-        { label: "Closed", value: (s) => (s.closed_at ? `${dateTime(s.closed_at)} by ${s.closed_by}` : "open") },
-        { label: "Expected", value: (s) => (s.expected_cash_cents === null ? "" : money(s.expected_cash_cents)), num: true },
-        { label: "Counted", value: (s) => (s.counted_cash_cents === null ? "" : money(s.counted_cash_cents)), num: true },
-        { label: "Over / short", value: (s) => (s.over_short_cents === null ? "" : money(s.over_short_cents)), num: true },
         {
-          label: "Z report",
-          value: (s) =>
-            s.status === "closed" && can("drawer.close")
-              ? el("a", { href: `/shifts/${s.id}/z-report?format=html`, target: "_blank", rel: "noopener" }, `Z report ${s.id}`)
-              : "",
+          label: "Shift",
+          value: (s) => [
+            el("strong", {}, `#${s.id} ${s.register_name}`),
+            el("br"),
+            el("span", { class: "muted" }, `day ${s.business_date}`),
+            ...(s.status === "closed" && can("drawer.close") ? [el("br"), zLink(s.id)] : []),
+          ],
         },
+        { label: "Opened", value: (s) => stamp(s.opened_at, s.opened_by) },
+        { label: "Closed", value: (s) => (s.closed_at ? stamp(s.closed_at, s.closed_by) : el("strong", {}, "open")) },
+        { label: "Expected", value: (s) => cents(s.expected_cash_cents), num: true },
+        { label: "Counted", value: (s) => cents(s.counted_cash_cents), num: true },
+        { label: "Over / short", value: (s) => cents(s.over_short_cents), num: true },
       ],
       shifts,
       "No shifts in this period.",
