@@ -29,7 +29,7 @@ from posomni.kit.time import local_date, utcnow
 from posomni.outbox import service as outbox
 from posomni.sales.errors import EmptySale, LineNotFound, ProductInactive, SaleNotFound, SaleNotOpen
 from posomni.sales.models import Sale, SaleLine, SaleStatus, StoreCounter
-from posomni.sales.pricing import AmountOff, PercentOff, SaleInput, SaleLineInput, price_sale
+from posomni.sales.pricing import AmountOff, PercentOff, SaleInput, SaleLineInput, UnknownTaxClass, price_sale
 from posomni.security.crypto import EncryptionService
 from posomni.shifts import service as shifts
 from posomni.stores.models import Register, Store
@@ -177,7 +177,7 @@ async def add_item(
     )
     session.add(line)
     sale.lines.append(line)
-    await session.flush()
+    # Written by the reprice's flush, priced: one INSERT, no UPDATE of the amounts just after it.
     await reprice(session, sale)
     return line
 
@@ -320,14 +320,14 @@ async def reprice(session: AsyncSession, sale: Sale, *, flush: bool = True) -> N
             await session.flush()
         return
     store = await _store(session, sale.store_id)
-    await session.flush()
     product_ids = sorted({line.product_id for line in sale.lines})
-    products = {p.id: p for p in await session.scalars(select(Product).where(Product.id.in_(product_ids)))}
+    rows = await session.execute(select(Product.id, Product.deposit_class).where(Product.id.in_(product_ids)))
+    deposit_class = dict(rows.all())
     context = await pricing_context(session, sale.store_id, product_ids)
     deposits = _deposits(store)
     inputs = []
-    for line in sale.lines:
-        product = products[line.product_id]
+    # Lines are labelled by their position: a line just added has no id before the flush below.
+    for position, line in enumerate(sale.lines):
         manual: AmountOff | PercentOff | None = None
         if line.manual_discount_cents:
             manual = AmountOff(line.manual_discount_cents)
@@ -335,13 +335,13 @@ async def reprice(session: AsyncSession, sale: Sale, *, flush: bool = True) -> N
             manual = PercentOff(Decimal(line.manual_discount_percent))
         inputs.append(
             SaleLineInput(
-                line_id=line.id,
+                line_id=position,
                 product_id=line.product_id,
                 quantity=line.quantity,
                 unit_price_cents=line.unit_price_cents,
                 tax_class=line.tax_class,
                 units_per_pack=line.units_per_pack,
-                deposit_per_unit_cents=deposits.get(product.deposit_class or "", 0),
+                deposit_per_unit_cents=deposits.get(deposit_class[line.product_id] or "", 0),
                 override_price_cents=line.override_price_cents,
                 manual_discount=manual,
                 mix_match_groups=frozenset(context.groups.get(line.product_id, ())),
@@ -353,17 +353,22 @@ async def reprice(session: AsyncSession, sale: Sale, *, flush: bool = True) -> N
         sale_discount = AmountOff(sale.manual_discount_cents)
     elif sale.manual_discount_percent:
         sale_discount = PercentOff(Decimal(sale.manual_discount_percent))
-    priced = price_sale(
-        SaleInput(
-            lines=tuple(inputs),
-            tax_rates=tax_rates(store),
-            promotions=tuple(context.promotions),
-            sale_discount=sale_discount,
+    try:
+        priced = price_sale(
+            SaleInput(
+                lines=tuple(inputs),
+                tax_rates=tax_rates(store),
+                promotions=tuple(context.promotions),
+                sale_discount=sale_discount,
+            )
         )
-    )
-    by_id = {p.line_id: p for p in priced.lines}
-    for line in sale.lines:
-        result = by_id[line.id]
+    except UnknownTaxClass as exc:
+        await session.flush()
+        exc.details["line_id"] = sale.lines[exc.details["line_id"]].id
+        raise
+    by_position = {p.line_id: p for p in priced.lines}
+    for position, line in enumerate(sale.lines):
+        result = by_position[position]
         line.promotion_discount_cents = result.promotion_discount_cents
         line.discount_cents = result.discount_cents
         line.tax_cents = result.tax_cents
