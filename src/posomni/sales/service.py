@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from posomni.audit import service as audit
@@ -38,10 +38,12 @@ MAX_QUANTITY = 999
 
 
 async def load(session: AsyncSession, sale_id: int, store_id: int | None, *, lock: bool = False) -> Sale:
-    query = select(Sale).where(Sale.id == sale_id).options(selectinload(Sale.lines))
+    """The sale with its lines, in one statement (a join); `lock` locks the sale's row (not its lines')."""
+    query = select(Sale).where(Sale.id == sale_id).options(joinedload(Sale.lines))
     if lock:
-        query = query.with_for_update()
-    sale = await session.scalar(query.execution_options(populate_existing=True))
+        query = query.with_for_update(of=Sale)
+    result = await session.scalars(query.execution_options(populate_existing=True))
+    sale = result.unique().one_or_none()
     if sale is None or (store_id is not None and sale.store_id != store_id):
         raise SaleNotFound(details={"sale_id": sale_id})
     return sale
