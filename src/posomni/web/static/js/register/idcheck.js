@@ -73,9 +73,22 @@ export function showOutOfHours(detail) {
   showResult("hours", detail, false);
 }
 
-async function check(evidence) {
+// The check runs after the sale changes already on their way (serial): a licence scanned right after the
+// bottle is checked once the server has the bottle, for the age that the bottle needs. `whenNeeded`: only if
+// the sale then asks for an ID (the server's `needs_id_check`); otherwise the licence is neither sent nor
+// kept, and the screen says that no ID is needed.
+async function check(evidence, { whenNeeded = false } = {}) {
   capture.disarm();
+  say("Checking the ID…", "info");
   await serial(async () => {
+    if (whenNeeded && !(state.sale && state.sale.needs_id_check)) {
+      say(
+        "No ID needed: nothing in this sale is age-restricted, so the licence was not checked. " +
+          "Scan it again when an age-restricted item is in the sale.",
+        "info",
+      );
+      return;
+    }
     try {
       const sale = await ensureSale();
       const result = await api("POST", "/compliance/id-checks", { body: { ...evidence, sale_id: sale.id } });
@@ -105,17 +118,34 @@ async function check(evidence) {
 }
 
 export function submitScan(raw, { explicit = false } = {}) {
-  if (explicit && !/ANSI |AAMVA/.test(raw)) {
+  const isId = /ANSI |AAMVA/.test(raw);
+  if (explicit && !isId) {
     // Keys typed into the armed dialog by hand are not an ID: nothing is checked or recorded.
     fail(invalid("That was not an ID barcode. Scan the licence again, or use manual entry."));
     if (dialog.open) capture.arm();
+    return;
+  }
+  if (!isId && raw.replace(/\s/g, "").length <= 1) {
+    // "@" and control keys, nothing more: a scan cut short (or "@" then Enter typed by hand).
+    fail(invalid("The ID scan was cut short. Scan the licence again, or press F9 for manual entry."));
     return;
   }
   if (!state.shift) {
     fail(invalid("Open the shift first."));
     return;
   }
-  check({ method: "scan", raw });
+  // A scan that arrives on its own (not in the F9 dialog) is checked only when the sale needs an ID.
+  check({ method: "scan", raw }, { whenNeeded: !explicit });
+}
+
+// A key typed over the result (a product scanned next, a name to search) closes it and goes to the scan
+// field: the scanner never waits for the cashier to press OK.
+export function passThrough(scanField) {
+  resultDialog.addEventListener("keydown", (event) => {
+    if (event.key.length !== 1 || event.key === " " || event.ctrlKey || event.altKey || event.metaKey) return;
+    closeDialog(resultDialog);
+    scanField.focus();
+  });
 }
 
 export function init() {

@@ -302,9 +302,15 @@ idcheck.init();
 const capture = new IdCapture({
   sink: $("#id-sink"),
   onScan: (raw, options) => idcheck.submitScan(raw, options),
+  // A product barcode scanned right after a licence: scanned as if typed alone (after the ID check).
+  onProduct: (code) => {
+    scan.value = code;
+    $("#scan-form").requestSubmit();
+  },
   onState: (captureState) => idcheck.showCaptureState(captureState),
 }).install(window);
 idcheck.useCapture(capture);
+idcheck.passThrough(scan);
 // The sink holds the focus only while a scan arrives (a dialog closing may hand it back: not to keep).
 $("#id-sink").addEventListener("focus", () => {
   if (!capture.busy) scan.focus();
