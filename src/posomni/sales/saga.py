@@ -318,11 +318,11 @@ class Checkout:
         step stays `reserved`, which recovery compensates (no money was taken)."""
         sale_id = run.sale_id
         tenders = run.tenders
-        if not run.cards:
+        cards = [tender for tender in tenders if tender["kind"] == "card"]
+        if not cards:
             return
-        for tender in tenders:
-            if tender["kind"] != "card":
-                continue
+        saved = False
+        for tender in cards:
             if tender.get("payment_id"):
                 await self._confirm_reader_payment(int(tender["payment_id"]), actor)
                 continue
@@ -343,8 +343,11 @@ class Checkout:
                 await self._payment_failed(payment_id, exc)
                 raise
             monitoring_metrics.card_payment("authorize", result.status)
-            await self._record_card(payment_id, result)
-        await self._save_step(sale_id, "authorized")
+            # The last answer and the step are saved together.
+            saved = tender is cards[-1]
+            await self._record_card(payment_id, result, step=(sale_id, "authorized") if saved else None)
+        if not saved:
+            await self._save_step(sale_id, "authorized")
 
     async def _confirm_reader_payment(self, payment_id: int, actor: Actor) -> None:
         async with self.database.sessionmaker() as session:
@@ -361,14 +364,18 @@ class Checkout:
         await self._record_card(payment_id, result)
 
     async def _capture(self, sale_id: int, actor: Actor) -> None:
-        for payment_id, reference, amount in await self._card_payments(sale_id, PaymentStatus.AUTHORIZED):
+        authorized = await self._card_payments(sale_id, PaymentStatus.AUTHORIZED)
+        for payment_id, reference, amount in authorized:
             assert self.gateway is not None
             result = await self.gateway.capture(
                 reference, amount, idempotency_key=f"payment:{payment_id}:capture", request_id=actor.request_id
             )
             monitoring_metrics.card_payment("capture", result.status)
-            await self._record_card(payment_id, result)
-        await self._save_step(sale_id, "captured")
+            # The last answer and the step are saved together.
+            last = payment_id == authorized[-1][0]
+            await self._record_card(payment_id, result, step=(sale_id, "captured") if last else None)
+        if not authorized:
+            await self._save_step(sale_id, "captured")
 
     async def _finalize(
         self, sale_id: int, actor: Actor, run: _Run | None = None, respond: Respond | None = None
@@ -459,8 +466,15 @@ class Checkout:
             await session.commit()
             return payment.id
 
-    async def _record_card(self, payment_id: int, result: CardResult) -> None:
+    async def _record_card(self, payment_id: int, result: CardResult, *, step: tuple[int, str] | None = None) -> None:
+        """The processor's answer on the payment row; with `step` (sale id, step), that step of the sale too, in
+        the same transaction."""
         async with self.database.sessionmaker() as session:
+            if step is not None:
+                # The sale's row before the payment's: the order of every transaction that locks both.
+                sale = await _lock(session, step[0])
+                sale.checkout_step = step[1]
+                sale.checkout_state = {**sale.checkout_state, "lease_until": _lease()}
             payment = await session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
             assert payment is not None
             # Forward only: a webhook may already have moved the row further than this answer.
