@@ -35,6 +35,7 @@ from posomni.sales.errors import ReturnInvalid, VoidNotAllowed
 from posomni.sales.models import Sale, SaleKind, SaleLine, SaleStatus
 from posomni.security.crypto import EncryptionService
 from posomni.shifts import service as shifts
+from posomni.shifts.models import Shift
 from posomni.stores import service as stores
 from posomni.stores.models import Store
 
@@ -259,6 +260,7 @@ class Refunds:
             ):
                 raise VoidNotAllowed(details={"status": sale.status, "business_date": sale.business_date.isoformat()})
             if sale.checkout_step != "voiding":
+                await self._check_void_drawer(session, actor, sale)
                 sale.checkout_step = "voiding"
                 sale.checkout_state = {**sale.checkout_state, "void_reason": reason, "voided_by": manager_id}
                 await self._plan_refunds(session, sale, sale, sale.total_cents)
@@ -298,6 +300,26 @@ class Refunds:
             await sales.announce(session, self.crypto, actor, sale, "voided", details)
             await session.commit()
             return await sales.load(session, sale.id, None)
+
+    @staticmethod
+    async def _check_void_drawer(session: AsyncSession, actor: Actor, sale: Sale) -> None:
+        """A post-void gives the money back from the drawer that took it, in the shift that took it: at the
+        sale's own register, while the sale's shift is open. Otherwise the cash would leave one drawer and be
+        counted against another, and a closed Z report would change after it was printed; a return (which
+        belongs to the shift it is made in) is the way then."""
+        if actor.register_id is not None and actor.register_id != sale.register_id:
+            raise VoidNotAllowed(
+                "A sale is voided at the register it was sold on; at this register, take it back as a return.",
+                details={"sale_register_id": sale.register_id, "register_id": actor.register_id},
+            )
+        if sale.shift_id is None:
+            return
+        shift = await session.get(Shift, sale.shift_id)
+        if shift is not None and shift.status != "open":
+            raise VoidNotAllowed(
+                "The shift of this sale is closed, so its report is final; take the sale back as a return.",
+                details={"shift_id": sale.shift_id, "shift_status": shift.status},
+            )
 
     @staticmethod
     async def _note_refunds(session: AsyncSession, payment: Payment) -> None:

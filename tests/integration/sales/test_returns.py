@@ -9,7 +9,7 @@ from sqlalchemy import select
 from posomni.audit.models import AuditEntry
 from posomni.outbox.models import OutboxMessage
 from tests.integration.sales.conftest import CHIPS, COKE, Register
-from tests.support import PINS
+from tests.support import PINS, sign_in
 
 
 async def _completed_sale(register: Register, tenders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -109,6 +109,38 @@ async def test_post_void_by_a_manager_pin_refunds_everything(register: Register)
     again = await register.http.post(f"/sales/{sale['id']}/void", json={"reason": "again"}, headers=register.manager)
     assert again.json()["status"] == "voided"
     assert register.app.state.card_gateway.calls["refund"] == 1
+
+
+async def test_a_post_void_happens_at_the_sales_register_while_its_shift_is_open(register: Register) -> None:
+    """The money goes back from the drawer that took it, and a closed Z report never changes."""
+    sale = await _completed_sale(register, [{"kind": "cash", "tendered_cents": 2000}])
+    before = await register.stock(CHIPS)
+    elsewhere = await sign_in(register.http, "manager", register_id=2)
+    other_register = await register.http.post(
+        f"/sales/{sale['id']}/void", json={"reason": "rang up twice"}, headers=elsewhere
+    )
+    assert other_register.status_code == 409
+    assert other_register.json()["error"]["code"] == "void_not_allowed"
+    assert other_register.json()["error"]["details"] == {"sale_register_id": 1, "register_id": 2}
+
+    x = await register.http.get(f"/shifts/{register.shift_id}/x-report", headers=register.manager)
+    expected = x.json()["expected_cash_cents"]
+    closed = await register.http.post(
+        f"/shifts/{register.shift_id}/close", json={"counted_cash_cents": expected}, headers=register.manager
+    )
+    assert closed.status_code == 200, closed.text
+    after_close = await register.http.post(
+        f"/sales/{sale['id']}/void", json={"reason": "rang up twice"}, headers=register.manager
+    )
+    assert after_close.status_code == 409
+    assert after_close.json()["error"]["code"] == "void_not_allowed"
+    assert after_close.json()["error"]["details"]["shift_status"] == "closed"
+    # Nothing changed: the sale, its stock and the printed Z report.
+    assert (await register.http.get(f"/sales/{sale['id']}", headers=register.manager)).json()["status"] == "completed"
+    assert await register.stock(CHIPS) == before
+    z = await register.http.get(f"/shifts/{register.shift_id}/z-report", headers=register.manager)
+    assert z.json()["expected_cash_cents"] == expected
+    assert z.json()["voids_count"] == 0
 
 
 async def test_line_void_price_override_and_discounts(register: Register) -> None:
