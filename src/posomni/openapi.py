@@ -7,7 +7,7 @@ the server against it) sees what the server really answers:
   503 (database or Redis down) anywhere; 404, 409 and 422 where the request names or sends anything (an id, a
   query, a body); 400 and 413 with a body; 401 and 403 behind a permission; 402 and 502 where the card processor is
   called; 423 where a manager's PIN is checked;
-- a `format` query parameter (`csv`, `html`, `text`) adds its media type to the success response.
+- a `format` query parameter (`csv`, `html`, `text`, `escpos`) adds its media type to the success response.
 
 Routers still declare what is special to them (`responses=` on the route); this only adds what is missing. Done
 once, on the first request for the document, and cached by FastAPI.
@@ -58,7 +58,7 @@ DESCRIPTIONS = {
     503: "The database, Redis or the card processor is unavailable; try again shortly",
 }
 
-MEDIA_TYPES = {"csv": "text/csv", "html": "text/html", "text": "text/plain"}
+MEDIA_TYPES = {"csv": "text/csv", "html": "text/html", "text": "text/plain", "escpos": "application/octet-stream"}
 # The dependencies through which a route reaches the card processor.
 _PROCESSOR_DEPENDENCIES: frozenset[Callable[..., Any]] = frozenset(
     {get_checkout, get_refunds, get_reader_payments, get_card_gateway, require_card_gateway}

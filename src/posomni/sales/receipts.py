@@ -1,4 +1,5 @@
-"""Receipts: JSON for the screen, HTML for 80 mm paper through the browser's print, plain text for ESC/POS.
+"""Receipts: JSON for the screen, HTML for 80 mm paper through the browser's print, plain text, and the ESC/POS
+commands a thermal receipt printer takes (the text, the receipt number as a Code 128 barcode, the cut).
 
 Tax is always its own amount; deposits are their own lines; cards show only brand and last four digits.
 """
@@ -146,6 +147,27 @@ def to_text(receipt: Receipt) -> str:
         out.append(_pad("Points earned / balance", f"{loyalty['earned']} / {loyalty['balance']}"))
     out += ["", d["receipt_number"].center(TEXT_WIDTH), "Thank you!".center(TEXT_WIDTH), ""]
     return "\n".join(out)
+
+
+# ESC/POS commands (Epson's, which receipt printers share).
+_INIT = b"\x1b@"  # ESC @: reset the printer
+_CODE_PAGE_437 = b"\x1bt\x00"  # ESC t 0: PC437, the code page every ESC/POS printer has
+_CENTRE, _LEFT = b"\x1ba\x01", b"\x1ba\x00"  # ESC a n: justification
+_BARCODE_STYLE = b"\x1dh\x50" + b"\x1dw\x02" + b"\x1dH\x02"  # GS h 80 dots high, GS w module 2, GS H text below
+_CODE128 = b"\x1dk\x49"  # GS k 73 n d1..dn: Code 128; the data starts with "{B" (code set B)
+_FEED_AND_CUT = b"\n\n\n\x1dVB\x00"  # GS V 66 0: feed to the cutter and cut (partial)
+
+
+def to_escpos(receipt: Receipt) -> bytes:
+    """The text receipt as ESC/POS bytes, with the receipt number printed as a barcode a return can scan."""
+    out = bytearray(_INIT + _CODE_PAGE_437)
+    for line in to_text(receipt).split("\n"):
+        if line.strip() == receipt.number:
+            data = b"{B" + receipt.number.encode("ascii")
+            out += _CENTRE + _BARCODE_STYLE + _CODE128 + bytes([len(data)]) + data + b"\n" + _LEFT
+        else:
+            out += line.encode("cp437", errors="replace") + b"\n"
+    return bytes(out + _FEED_AND_CUT)
 
 
 def to_html(receipt: Receipt) -> str:

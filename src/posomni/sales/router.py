@@ -264,11 +264,14 @@ async def receipt(
     sale_id: int,
     session: DbSession,
     principal: Seller,
-    format: Annotated[Literal["json", "html", "text"], Query()] = "json",
+    format: Annotated[Literal["json", "html", "text", "escpos"], Query()] = "json",
     copy: bool = False,
 ) -> Response:
+    """The receipt as JSON, printable HTML (80 mm), plain text, or ESC/POS printer commands (`escpos`)."""
     sale = await service.load(session, sale_id, principal.store_id)
     built = await receipts.build(session, sale, copy=copy)
+    if format == "escpos":
+        return Response(receipts.to_escpos(built), media_type="application/octet-stream")
     if format == "html":
         return HTMLResponse(receipts.to_html(built))
     if format == "text":

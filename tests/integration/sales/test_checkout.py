@@ -46,6 +46,18 @@ async def test_cash_sale_with_change(register: Register) -> None:
     )
     assert "<svg" in html.text
     assert "COPY" in html.text
+    printer = await register.http.get(
+        f"/sales/{sale['id']}/receipt", params={"format": "escpos"}, headers=register.cashier
+    )
+    assert printer.headers["content-type"] == "application/octet-stream"
+    commands = printer.content
+    assert commands.startswith(b"\x1b@")  # reset
+    assert b"TOTAL" in commands
+    assert b"$12.06" in commands
+    number = body["receipt_number"].encode()
+    # The receipt number as a Code 128 barcode (GS k 73, its length, code set B), and the paper cut at the end.
+    assert b"\x1dk\x49" + bytes([len(number) + 2]) + b"{B" + number in commands
+    assert commands.endswith(b"\x1dVB\x00")
     async with register.database.sessionmaker() as session:
         actions = list(await session.scalars(select(AuditEntry.action).where(AuditEntry.target_id == str(sale["id"]))))
         messages = list(
