@@ -10,10 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from posomni.audit.models import AuditEntry
-from posomni.database import Database
-from tests.conftest import make_settings
-from tests.fakes.stripe_server import TEST_API_KEY, FakeStripe, running_fake_stripe
-from tests.integration.sales.conftest import CHIPS, Register, open_register
+from tests.fakes.stripe_server import FakeStripe, running_fake_stripe
+from tests.integration.sales.conftest import CHIPS, Register, open_stripe_register
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 
@@ -26,17 +24,8 @@ def fake() -> Iterator[FakeStripe]:
 
 @pytest.fixture
 async def stripe_register(db_url: str, tmp_path: Path, fake: FakeStripe) -> AsyncIterator[Register]:
-    fake.reset()
-    settings = make_settings(
-        DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), CARD_PROCESSOR="stripe",
-        STRIPE_SECRET_KEY=TEST_API_KEY, STRIPE_API_BASE=fake.base_url,
-    )  # fmt: skip
-    database = Database(db_url)
-    try:
-        async with open_register(settings, database) as register:
-            yield register
-    finally:
-        await database.dispose()
+    async with open_stripe_register(db_url, tmp_path, fake) as register:
+        yield register
 
 
 async def test_the_request_id_of_a_card_sale_is_on_its_payment_intent(

@@ -15,7 +15,9 @@ from posomni.catalog.models import Barcode, Product
 from posomni.config import Settings
 from posomni.database import Database
 from posomni.inventory.models import StockLevel
+from posomni.sales.saga import StepObserver
 from tests.conftest import make_settings
+from tests.fakes.stripe_server import TEST_API_KEY, FakeStripe
 from tests.support import running_app, seed_demo, sell_around_the_clock, sign_in
 
 # Demo products (src/posomni/seed/products.csv) that need no ID check.
@@ -23,6 +25,35 @@ COKE = "MIX-COKE-2L"  # $3.29, standard tax
 LIMES = "PRO-LIME-1"  # $0.50, tax exempt
 CHIPS = "SNK-LAYS-8"  # $4.79
 VODKA = "VOD-TITO-750"  # $21.99, 21+
+
+
+# A split tender on the simulated processor ($5.00 by card, $10.00 cash).
+CARD_AND_CASH = [
+    {"kind": "card", "amount_cents": 500, "payment_method": "pm_sim_visa"},
+    {"kind": "cash", "tendered_cents": 1000},
+]
+
+# Each saga step after which a process may die, and what recovery then makes of the sale.
+SAGA_STEPS = [
+    ("started", "compensated"),
+    ("compliance", "compensated"),
+    ("reserved", "compensated"),
+    ("authorized", "compensated"),
+    ("captured", "completed"),
+]
+
+
+class SimulatedCrash(BaseException):
+    """The process dies: nothing after this point runs, no compensation, no cleanup."""
+
+
+class CrashAfter(StepObserver):
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    async def after(self, sale_id: int, step: str) -> None:
+        if step == self.step:
+            raise SimulatedCrash(step)
 
 
 @dataclass
@@ -106,5 +137,21 @@ async def pg_register(pg_url: str, tmp_path: Path) -> AsyncIterator[Register]:
             make_settings(DATABASE_URL=pg_url, POSOMNI_DATA_DIR=str(tmp_path)), database
         ) as opened:
             yield opened
+    finally:
+        await database.dispose()
+
+
+@asynccontextmanager
+async def open_stripe_register(db_url: str, data_dir: Path, fake: FakeStripe) -> AsyncIterator[Register]:
+    """The register with Stripe as the card processor: the real SDK against the fake Stripe server."""
+    fake.reset()
+    settings = make_settings(
+        DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(data_dir), CARD_PROCESSOR="stripe",
+        STRIPE_SECRET_KEY=TEST_API_KEY, STRIPE_API_BASE=fake.base_url,
+    )  # fmt: skip
+    database = Database(db_url)
+    try:
+        async with open_register(settings, database) as register:
+            yield register
     finally:
         await database.dispose()

@@ -22,7 +22,7 @@ from posomni.payments.models import Payment
 from posomni.sales.models import Sale
 from tests.conftest import base_env
 from tests.fakes.stripe_server import TEST_API_KEY, FakeStripe, running_fake_stripe
-from tests.integration.sales.conftest import CHIPS, open_register
+from tests.integration.sales.conftest import CHIPS, SAGA_STEPS, open_register
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 
@@ -61,16 +61,7 @@ async def _state(database: Database, sale_id: int) -> tuple[Sale, list[Payment]]
         return sale, payments
 
 
-@pytest.mark.parametrize(
-    ("step", "outcome"),
-    [
-        ("started", "compensated"),
-        ("compliance", "compensated"),
-        ("reserved", "compensated"),
-        ("authorized", "compensated"),
-        ("captured", "completed"),
-    ],
-)
+@pytest.mark.parametrize(("step", "outcome"), SAGA_STEPS)
 async def test_a_checkout_process_killed_after_each_step_is_recovered_by_another(
     db_url: str, tmp_path: Path, fake: FakeStripe, step: str, outcome: str
 ) -> None:

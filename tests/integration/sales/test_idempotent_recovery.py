@@ -16,25 +16,7 @@ from posomni.sales import saga as saga_module
 from posomni.sales.saga import Checkout, StepObserver, TenderIn, completion_scope
 from posomni.sales.schemas import CompleteIn
 from posomni.users.models import User
-from tests.integration.sales.conftest import CHIPS, Register
-
-CARD_AND_CASH = [
-    {"kind": "card", "amount_cents": 500, "payment_method": "pm_sim_visa"},
-    {"kind": "cash", "tendered_cents": 1000},
-]
-
-
-class SimulatedCrash(BaseException):
-    """The process dies: nothing after this point runs."""
-
-
-class CrashAfter(StepObserver):
-    def __init__(self, step: str) -> None:
-        self.step = step
-
-    async def after(self, sale_id: int, step: str) -> None:
-        if step == self.step:
-            raise SimulatedCrash(step)
+from tests.integration.sales.conftest import CARD_AND_CASH, CHIPS, CrashAfter, Register, SimulatedCrash
 
 
 async def _cashier_id(register: Register) -> int:

@@ -12,13 +12,8 @@ from posomni.outbox import service as outbox_service
 from posomni.payments.gateway import CardResult, ProcessorUnavailable
 from posomni.payments.models import Payment
 from posomni.payments.simulated import SimulatedCardProcessor
-from posomni.sales.saga import Checkout, StepObserver, TenderIn
-from tests.integration.sales.conftest import CHIPS, Register
-
-CARD_AND_CASH = [
-    {"kind": "card", "amount_cents": 500, "payment_method": "pm_sim_visa"},
-    {"kind": "cash", "tendered_cents": 1000},
-]
+from posomni.sales.saga import Checkout, TenderIn
+from tests.integration.sales.conftest import CARD_AND_CASH, CHIPS, SAGA_STEPS, CrashAfter, Register, SimulatedCrash
 
 
 class CaptureFails(SimulatedCardProcessor):
@@ -83,29 +78,7 @@ async def test_insufficient_stock_refuses_before_any_card_is_touched(register: R
     assert await _payments(register, sale["id"]) == []
 
 
-class SimulatedCrash(BaseException):
-    """The process dies: nothing after this point runs, no compensation, no cleanup."""
-
-
-class CrashAfter(StepObserver):
-    def __init__(self, step: str) -> None:
-        self.step = step
-
-    async def after(self, sale_id: int, step: str) -> None:
-        if step == self.step:
-            raise SimulatedCrash(step)
-
-
-@pytest.mark.parametrize(
-    ("step", "outcome"),
-    [
-        ("started", "compensated"),
-        ("compliance", "compensated"),
-        ("reserved", "compensated"),
-        ("authorized", "compensated"),
-        ("captured", "completed"),
-    ],
-)
+@pytest.mark.parametrize(("step", "outcome"), SAGA_STEPS)
 async def test_crash_at_each_step_is_recovered(register: Register, step: str, outcome: str) -> None:
     gateway = register.app.state.card_gateway
     sale = await register.new_sale()

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from posomni.database import Database
-from tests.conftest import make_settings
-from tests.fakes.stripe_server import TEST_API_KEY, FakeStripe, running_fake_stripe
-from tests.integration.sales.conftest import CHIPS, COKE, Register, open_register
+from tests.fakes.stripe_server import FakeStripe, running_fake_stripe
+from tests.integration.sales.conftest import CHIPS, COKE, Register, open_stripe_register
 
 # The Stripe SDK passes request bodies to httpx in a form httpx 0.28 deprecates; only that warning is allowed.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
@@ -27,17 +25,8 @@ def fake() -> Iterator[FakeStripe]:
 
 @pytest.fixture
 async def stripe_register(db_url: str, tmp_path: Path, fake: FakeStripe) -> AsyncIterator[Register]:
-    fake.reset()
-    settings = make_settings(
-        DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), CARD_PROCESSOR="stripe",
-        STRIPE_SECRET_KEY=TEST_API_KEY, STRIPE_API_BASE=fake.base_url,
-    )  # fmt: skip
-    database = Database(db_url)
-    try:
-        async with open_register(settings, database) as register:
-            yield register
-    finally:
-        await database.dispose()
+    async with open_stripe_register(db_url, tmp_path, fake) as register:
+        yield register
 
 
 async def _sale(register: Register, quantity: int = 2) -> dict[str, Any]:
