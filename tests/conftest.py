@@ -142,14 +142,35 @@ async def database(db_url: str) -> AsyncIterator[Database]:
 # --- Redis ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2, decode_responses=True)
+async def connect_redis(*, decode_responses: bool = False) -> aioredis.Redis:
+    """A client of the tests' Redis, answering: a missing Redis fails the test under CI, skips it otherwise."""
+    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2, decode_responses=decode_responses)
     try:
         await client.ping()
     except (OSError, aioredis.RedisError) as exc:
         await client.aclose()
         service_missing("Redis", exc)
+    return client
+
+
+def redis_env(client: aioredis.Redis, namespace: str) -> dict[str, str]:
+    """The app's settings for the Redis `client` talks to, its keys under `namespace`."""
+    where = client.connection_pool.connection_kwargs
+    return {
+        "REDIS_HOST": str(where.get("host", "127.0.0.1")), "REDIS_PORT": str(where.get("port", 6379)),
+        "REDIS_DB": str(where.get("db", 0)), "REDIS_NAMESPACE": namespace,
+    }  # fmt: skip
+
+
+async def drop_namespace(client: aioredis.Redis, namespace: str) -> None:
+    keys = [key async for key in client.scan_iter(f"{namespace}:*")]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    client = await connect_redis(decode_responses=True)
     yield client
     await client.aclose()
 

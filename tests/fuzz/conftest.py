@@ -16,12 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from bench.stack import AppServer, app_env, bearer, sign_in, stopping
 
 from posomni.database import Database
 from posomni.security.crypto import generate_key
-from tests.conftest import REDIS_URL, RUN_ID, _admin_execute, _db_url, service_missing
+from tests.conftest import RUN_ID, _admin_execute, _db_url, connect_redis, drop_namespace, redis_env
 from tests.support import PASSWORDS, seed_demo
 
 FUZZ_PASSWORD = "fuzzer-only-pass-2026"  # a throwaway account of a throwaway database
@@ -75,31 +74,21 @@ async def _some_data(http: httpx.AsyncClient) -> None:
 
 @pytest.fixture(scope="session")
 async def fuzz_target(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Target]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        await client.ping()
-    except (OSError, aioredis.RedisError) as exc:
-        await client.aclose()
-        service_missing("Redis", exc)
+    client = await connect_redis()
     name = f"posomni_t_{RUN_ID}_fuzz"
     await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     url = _db_url(name)
     tmp = Path(tmp_path_factory.mktemp("fuzz"))
     namespace = f"posomni-fuzz-{uuid.uuid4().hex[:8]}"
-    where = client.connection_pool.connection_kwargs
     try:
         database = Database(url, pool_size=2)
         try:
             await seed_demo(database)
         finally:
             await database.dispose()
-        env = app_env(url, tmp, redis_port=int(where.get("port", 6379)), encryption_key=generate_key())
-        env |= {
-            "REDIS_HOST": str(where.get("host", "127.0.0.1")), "REDIS_DB": str(where.get("db", 0)),
-            "REDIS_NAMESPACE": namespace,
-            # Configured, so the webhook answers for its signature (400) instead of "not set up" (503).
-            "STRIPE_WEBHOOK_SECRET": "whsec_" + "f" * 32,
-        }  # fmt: skip
+        env = app_env(url, tmp, redis_port=None, encryption_key=generate_key()) | redis_env(client, namespace)
+        # Configured, so the webhook answers for its signature (400) instead of "not set up" (503).
+        env["STRIPE_WEBHOOK_SECRET"] = "whsec_" + "f" * 32
         server = AppServer(env, tmp, name="fuzz-app")
         with stopping(server):
             server.start()
@@ -125,8 +114,6 @@ async def fuzz_target(pg_template: str, tmp_path_factory: pytest.TempPathFactory
             protected = {"user_id": {*users.values(), leaver}, "register_id": {register_id}}
             yield Target(server.url, tokens, protected, logouts, server.log_path)
     finally:
-        keys = [key async for key in client.scan_iter(f"{namespace}:*")]
-        if keys:
-            await client.delete(*keys)
+        await drop_namespace(client, namespace)
         await client.aclose()
         await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

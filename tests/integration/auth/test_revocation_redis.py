@@ -8,28 +8,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from posomni.database import Database
-from tests.conftest import make_settings
+from tests.conftest import drop_namespace, make_settings, redis_env
 from tests.support import running_app, seed_demo, sign_in
-
-
-def _redis_settings(db_url: str, tmp_path: Path, namespace: str):  # type: ignore[no-untyped-def]
-    return make_settings(
-        DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), REDIS_HOST="127.0.0.1", REDIS_PORT="6379",
-        REDIS_NAMESPACE=namespace,
-    )  # fmt: skip
-
-
-async def _drop_namespace(client: aioredis.Redis, namespace: str) -> None:
-    keys = [key async for key in client.scan_iter(f"{namespace}:*")]
-    if keys:
-        await client.delete(*keys)
 
 
 async def test_logout_in_one_process_is_refused_in_another(
     db_url: str, tmp_path: Path, redis_client: aioredis.Redis
 ) -> None:
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    settings = _redis_settings(db_url, tmp_path, namespace)
+    settings = make_settings(DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), **redis_env(redis_client, namespace))
     first_db, second_db = Database(db_url), Database(db_url)
     await seed_demo(first_db)
     try:
@@ -43,7 +30,7 @@ async def test_logout_in_one_process_is_refused_in_another(
             assert refused.json()["error"]["code"] == "token_revoked"
             assert await redis_client.keys(f"{namespace}:auth:revoked:*")
     finally:
-        await _drop_namespace(redis_client, namespace)
+        await drop_namespace(redis_client, namespace)
         await first_db.dispose()
         await second_db.dispose()
 
@@ -52,7 +39,7 @@ async def test_revocation_survives_redis_losing_its_data(
     db_url: str, tmp_path: Path, redis_client: aioredis.Redis
 ) -> None:
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    settings = _redis_settings(db_url, tmp_path, namespace)
+    settings = make_settings(DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), **redis_env(redis_client, namespace))
     database = Database(db_url)
     await seed_demo(database)
     try:
@@ -60,14 +47,14 @@ async def test_revocation_survives_redis_losing_its_data(
             headers = await sign_in(http, "cashier")
             assert (await http.post("/auth/logout", headers=headers)).status_code == 204
             # Redis here keeps nothing on disk: a restart empties it. The database is the record.
-            await _drop_namespace(redis_client, namespace)
+            await drop_namespace(redis_client, namespace)
             refused = await http.get("/auth/me", headers=headers)
             assert refused.status_code == 401
             assert refused.json()["error"]["code"] == "token_revoked"
             # And the revocation is back in Redis for the next request's fast path.
             assert await redis_client.exists(f"{namespace}:auth:revocations-loaded")
     finally:
-        await _drop_namespace(redis_client, namespace)
+        await drop_namespace(redis_client, namespace)
         await database.dispose()
 
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from redis.asyncio import Redis
 
 from posomni import bootstrap
@@ -20,7 +19,7 @@ from posomni.catalog import service
 from posomni.catalog.schemas import ProductUpdate
 from posomni.config import Settings
 from posomni.database import Database
-from tests.conftest import REDIS_URL, make_settings, service_missing
+from tests.conftest import connect_redis, drop_namespace, make_settings, redis_env
 from tests.integration.catalog.helpers import product_id
 from tests.support import running_app, seed_demo, sign_in
 
@@ -36,23 +35,12 @@ async def cache_settings(
     if request.param == "memory":
         yield make_settings(DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path)), None, namespace
         return
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2, decode_responses=True)
-    try:
-        await client.ping()
-    except (OSError, aioredis.RedisError) as exc:
-        await client.aclose()
-        service_missing("Redis", exc)
-    where = client.connection_pool.connection_kwargs
-    settings = make_settings(
-        DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), REDIS_HOST=str(where.get("host", "127.0.0.1")),
-        REDIS_PORT=str(where.get("port", 6379)), REDIS_NAMESPACE=namespace,
-    )  # fmt: skip
+    client = await connect_redis(decode_responses=True)
+    settings = make_settings(DATABASE_URL=db_url, POSOMNI_DATA_DIR=str(tmp_path), **redis_env(client, namespace))
     try:
         yield settings, client, namespace
     finally:
-        keys = [key async for key in client.scan_iter(f"{namespace}:*")]
-        if keys:
-            await client.delete(*keys)
+        await drop_namespace(client, namespace)
         await client.aclose()
 
 

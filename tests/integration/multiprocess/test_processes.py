@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from bench import multiprocess as scenarios
 from bench.stack import AppServer, Catalog, Station, app_env, prepare_store, provision, stopping
 
 from posomni.database import Database
 from posomni.security.crypto import generate_key
-from tests.conftest import REDIS_URL, RUN_ID, _admin_execute, _db_url, service_missing
+from tests.conftest import RUN_ID, _admin_execute, _db_url, connect_redis, drop_namespace, redis_env
 from tests.support import seed_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -40,27 +39,19 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 async def cluster(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        await client.ping()
-    except (OSError, aioredis.RedisError) as exc:
-        await client.aclose()
-        service_missing("Redis", exc)
+    client = await connect_redis()
     name = f"posomni_t_{RUN_ID}_mp_{uuid.uuid4().hex[:6]}"
     await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     url = _db_url(name)
     tmp = tmp_path_factory.mktemp("multiprocess")
     namespace = f"posomni-mp-{uuid.uuid4().hex[:8]}"
-    where = client.connection_pool.connection_kwargs
     try:
         database = Database(url, pool_size=2)
         try:
             await seed_demo(database)
         finally:
             await database.dispose()
-        env = app_env(url, Path(tmp), redis_port=int(where.get("port", 6379)), encryption_key=generate_key())
-        env |= {"REDIS_HOST": str(where.get("host", "127.0.0.1")), "REDIS_NAMESPACE": namespace,
-                "REDIS_DB": str(where.get("db", 0))}  # fmt: skip
+        env = app_env(url, Path(tmp), redis_port=None, encryption_key=generate_key()) | redis_env(client, namespace)
         catalog = await prepare_store(env)
         servers = [AppServer(env, Path(tmp), name=f"app{n}") for n in range(2)]
         with stopping(*servers):
@@ -74,9 +65,7 @@ async def cluster(pg_template: str, tmp_path_factory: pytest.TempPathFactory) ->
                 [s.url for s in servers], stations[:-1], stations[-1], scenarios.without(catalog, scarce), env
             )
     finally:
-        keys = [key async for key in client.scan_iter(f"{namespace}:*")]
-        if keys:
-            await client.delete(*keys)
+        await drop_namespace(client, namespace)
         await client.aclose()
         await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
