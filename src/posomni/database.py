@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from starlette.requests import Request
 
@@ -39,6 +40,32 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """What `pool_pre_ping` does, in one round trip instead of three.
+
+    A pooled connection may have died since it was last used (PostgreSQL restarted, a failover, an idle
+    timeout): before a session gets it, send PostgreSQL an empty statement. If that fails, every connection
+    in the pool is as old as the failure, so the whole pool is thrown away and SQLAlchemy checks out a new
+    connection (see `DisconnectionError` in the pool's checkout); only when that one cannot connect either
+    does the request fail (503 `service_unavailable`). SQLAlchemy's own pre-ping wraps the empty statement in
+    BEGIN … ROLLBACK (for PgBouncer's transaction pooling), which is three round trips on every checkout; the
+    bare statement is one, and a request checks out a connection once or twice (a card checkout eight times).
+    A connection opened for this checkout is not pinged."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info["fresh"] = True  # the record's info lasts as long as this DBAPI connection
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop("fresh", False):
+            return
+        try:
+            dbapi_connection.run_async(lambda connection: connection.fetchrow(";"))
+        except Exception as exc:
+            raise InvalidatePoolError(f"pooled connection failed its ping: {exc!r}") from exc
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -48,12 +75,11 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _prepare_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_timeout=10,
         # A dead database must fail a request quickly rather than hang the register.
         connect_args={
@@ -62,6 +88,8 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             "server_settings": {"application_name": "posomni"},
         },
     )
+    _ping_on_checkout(engine)
+    return engine
 
 
 class Database:
