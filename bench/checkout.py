@@ -74,6 +74,28 @@ class CpuMeter:
         return self.read() - self.start
 
 
+class DatabaseCpuMeter:
+    """CPU seconds used by the PostgreSQL backends serving one database (on this machine) between two readings:
+    the database's share of each sale, which the server's own CPU does not show."""
+
+    def __init__(self, database: str) -> None:
+        self.marker = f" {database} "
+        self.start = self.read()
+
+    def read(self) -> dict[int, float]:
+        seconds: dict[int, float] = {}
+        for process in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            times = process.info["cpu_times"]
+            if process.info["name"] in ("postgres", "postmaster") and self.marker in f"{cmdline} " and times:
+                seconds[process.pid] = times.user + times.system
+        return seconds
+
+    def used(self) -> float:
+        # A backend that ended during the run is lost (the pool keeps its connections, so there are none).
+        return sum(total - self.start.get(pid, 0.0) for pid, total in self.read().items())
+
+
 async def run_registers(
     base_url: str, stations: list[Station], catalog: Catalog, *, seconds: float, think: float, seed: int
 ) -> tuple[Timings, int, float]:
@@ -123,12 +145,13 @@ async def main(args: argparse.Namespace) -> int:
                                     seed=0)  # fmt: skip
                 assert server.process is not None
                 for n in counts:
-                    cpu = CpuMeter(server.process.pid)
+                    cpu, database_cpu = CpuMeter(server.process.pid), DatabaseCpuMeter(url.rsplit("/", 1)[-1])
                     own_cpu = time.process_time()
                     timings, sales, wall = await run_registers(
                         server.url, stations[:n], catalog, seconds=args.seconds, think=args.think, seed=n
                     )
                     server_cpu, client_cpu = cpu.used(), time.process_time() - own_cpu
+                    postgres_cpu = database_cpu.used()
                     p95 = next((r["p95_ms"] for r in timings.rows() if r["call"] == COMPLETE), float("nan"))
                     met = p95 < GOAL_MS and timings.error_count == 0
                     failed |= not met
@@ -138,10 +161,16 @@ async def main(args: argparse.Namespace) -> int:
                     print(f"CPU: server {server_cpu / wall * 100:.0f} %, load generator {client_cpu / wall * 100:.0f} %"
                           f" of one core; goal p95 of {COMPLETE} < {GOAL_MS:.0f} ms: "
                           f"{'met' if met else 'NOT met'} ({p95:.1f} ms)")  # fmt: skip
+                    if sales:
+                        print(f"CPU per sale: server {server_cpu / sales * 1000:.1f} ms, "
+                              f"PostgreSQL {postgres_cpu / sales * 1000:.1f} ms")  # fmt: skip
                     results.append({
                         "registers": n, "seconds": round(wall, 1), "think_seconds": args.think, "sales": sales,
                         "sales_per_second": round(sales / wall, 2), "errors": timings.errors,
                         "server_cpu_percent": round(server_cpu / wall * 100), "goal_met": met,
+                        "postgres_cpu_percent": round(postgres_cpu / wall * 100),
+                        "cpu_ms_per_sale": {"server": round(server_cpu / max(sales, 1) * 1000, 1),
+                                            "postgresql": round(postgres_cpu / max(sales, 1) * 1000, 1)},
                         "client_cpu_percent": round(client_cpu / wall * 100), "calls": timings.rows(),
                     })  # fmt: skip
     rows = [{"registers": r["registers"], **row} for r in results for row in r["calls"]]
