@@ -47,12 +47,11 @@ class RevocationStore:
             await self._cache.delete(LOADED_MARKER)
 
     async def is_revoked(self, session: AsyncSession, jti: str) -> bool:
-        if self.shared and await self._cache.get(LOADED_MARKER) is not None:
-            if await self._cache.get(_revoked_key(jti)) is not None:
-                return True
-            # A write can fall back to memory while Redis blinks; only trust Redis's "no" while it still answers.
-            if self.shared:
-                return False
+        if self.shared:
+            # One round trip: the marker and the token's key together.
+            loaded, revoked_key = await self._cache.get_many(LOADED_MARKER, _revoked_key(jti))
+            if loaded is not None:
+                return revoked_key is not None
         revoked = await session.scalar(select(RevokedToken.jti).where(RevokedToken.jti == jti)) is not None
         if self.shared:
             await self._load(session)

@@ -292,6 +292,22 @@ class CacheService:
             self.hits += 1
         return value
 
+    async def get_many(self, *keys: str) -> list[str | None]:
+        """`get` of several keys in one round trip (MGET), in the order asked."""
+        names = [self._key(key) for key in keys]
+        asked = [name for name in names if name not in self._stale]
+
+        async def read(client: Redis) -> list[str | None]:
+            return cast("list[str | None]", await client.mget(asked))
+
+        result = await self.attempt("get", read) if asked else UNAVAILABLE
+        answered = {} if isinstance(result, Unavailable) else dict(zip(asked, result, strict=True))
+        values = [answered[name] if name in answered else self._memory.get(name) for name in names]
+        found = sum(value is not None for value in values)
+        self.hits += found
+        self.misses += len(values) - found
+        return values
+
     async def set(self, key: str, value: str, ttl_seconds: float | None = None) -> bool:
         """True when Redis stored it; False when only this process's memory did (Redis was unavailable)."""
         name, px = self._key(key), _milliseconds(ttl_seconds)

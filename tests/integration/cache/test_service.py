@@ -46,6 +46,33 @@ async def test_incr_sets_the_ttl_once_when_the_counter_is_created(
     assert await redis_client.pttl(f"{namespace}:no-ttl") == -1
 
 
+async def _calls(client: aioredis.Redis, command: str) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_get_many_reads_several_keys_in_one_command_in_the_order_asked(
+    shared_cache: CacheService, redis_client: aioredis.Redis
+) -> None:
+    await shared_cache.set("a", "1")
+    await shared_cache.set("c", "3")
+    gets, mgets = await _calls(redis_client, "get"), await _calls(redis_client, "mget")
+
+    assert await shared_cache.get_many("c", "b", "a") == ["3", None, "1"]
+
+    assert await _calls(redis_client, "mget") == mgets + 1
+    assert await _calls(redis_client, "get") == gets
+    report = await shared_cache.ping()
+    assert (report["hits"], report["misses"]) == (2, 1)
+
+
+async def test_get_many_without_redis_reads_memory(make_cache: MakeCache) -> None:
+    cache = make_cache()
+    await cache.start()
+    await cache.set("a", "1")
+    assert await cache.get_many("a", "b") == ["1", None]
+
+
 async def test_set_if_absent_stores_only_the_first_value(shared_cache: CacheService) -> None:
     assert await shared_cache.set_if_absent("sale:lock", "register-1", ttl_seconds=10) is True
     assert await shared_cache.set_if_absent("sale:lock", "register-2", ttl_seconds=10) is False
