@@ -110,6 +110,21 @@ class Database:
         await self.engine.dispose()
 
     @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A session for a few reads outside any transaction (who is calling, on every request). On PostgreSQL
+        each statement runs on its own (autocommit): no BEGIN and ROLLBACK round trips around them, and no
+        snapshot shared between them. Never write through it: a write would be kept at once. On SQLite a plain
+        session (its transactions begin IMMEDIATE, see `_prepare_sqlite`, which autocommit would skip)."""
+        if self.kind == "sqlite":
+            async with self.sessionmaker() as session:
+                yield session
+            return
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with self.sessionmaker(bind=connection) as session:
+                yield session
+
+    @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """One transaction: commits when the block ends normally, rolls back on any exception (except a refusal
         that keeps its records, see `PosError.keeps_records`)."""

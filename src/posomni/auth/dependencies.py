@@ -51,9 +51,9 @@ async def current_principal(request: Request, auth: Auth) -> Principal:
         raise NotAuthenticated()
     # A short session of its own, not the request's transaction: routes that run several transactions of
     # their own (the checkout saga) must not find a transaction already open — on SQLite it would hold the
-    # write lock for the whole request.
+    # write lock for the whole request. Only reads: on PostgreSQL they need no transaction at all.
     database: Database = request.app.state.database
-    async with database.sessionmaker() as session:
+    async with database.reader() as session:
         principal, _ = await principal_for(session, auth, token, via)
     # Double-submit CSRF for browser sessions: a state change must echo the session's CSRF token in a header.
     # Bearer tokens are never sent automatically by a browser, so they need no CSRF token.
