@@ -36,18 +36,22 @@ PURGE_ACTION = "audit.purged"
 
 
 async def _locked_head(session: AsyncSession, chain: str) -> AuditChainHead:
-    values = {"chain": chain, "seq": 0, "last_hash": GENESIS_HASH, "anchor_seq": 0, "anchor_hash": GENESIS_HASH}
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert(AuditChainHead).values(**values).on_conflict_do_nothing())
     # FOR UPDATE serialises appends to one chain across processes until the caller's transaction ends (SQLite
     # needs nothing more: its write transactions already run one at a time).
-    head = await session.scalar(
+    locking = (
         select(AuditChainHead)
         .where(AuditChainHead.chain == chain)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    head = await session.scalar(locking)
+    if head is None:
+        # The chain's first entry (once per chain): create the head, then lock it as above. Two first entries
+        # at once both insert; one of them waits on the key and inserts nothing.
+        values = {"chain": chain, "seq": 0, "last_hash": GENESIS_HASH, "anchor_seq": 0, "anchor_hash": GENESIS_HASH}
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(AuditChainHead).values(**values).on_conflict_do_nothing())
+        head = await session.scalar(locking)
     assert head is not None
     return head
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,23 @@ async def test_entries_chain_per_store_and_verify(database: Database, crypto: En
     assert all(rows[i].prev_hash == rows[i - 1].entry_hash for i in range(1, 5))
     # Details are stored only encrypted.
     assert all('"n"' not in r.payload_encrypted for r in rows)
+
+
+async def test_entries_written_at_once_from_an_empty_chain_line_up(
+    database: Database, crypto: EncryptionService
+) -> None:
+    # Eight transactions append to a chain that has no head yet, all at once: one creates the head, the others
+    # wait for it, and the entries take seq 1..8 in turn, each linked to the one before.
+    async def one(n: int) -> None:
+        async with database.unit_of_work() as session:
+            await audit.record(session, crypto, ACTOR, "test.action", store_id=None, details={"n": n})
+            await asyncio.sleep(0.01)  # the head stays locked a little while the others queue on it
+
+    await asyncio.gather(*(one(n) for n in range(8)))
+
+    [report] = [r for r in await _verify(database, crypto) if r.chain == "global"]
+    assert report.ok, report.problem
+    assert (report.entries_checked, report.last_seq) == (8, 8)
 
 
 @pytest.mark.parametrize(
