@@ -26,9 +26,9 @@ class ClientRateLimitMiddleware:
         if limiter is not None:
             request = Request(scope)
             address = request.client.host if request.client else "unknown"
-            result = await limiter.hit(self.limit, "client", address)
-            if not result.allowed:
-                seconds = max(1, int(result.retry_after_seconds + 0.999))
+            wait = await limiter.admit(self.limit, "client", address)
+            if wait > 0:
+                seconds = max(1, int(wait + 0.999))
                 response = JSONResponse(
                     error_body("rate_limited", "Too many requests; wait a moment and try again.",
                                {"retry_after_seconds": seconds}),

@@ -86,6 +86,18 @@ class RateLimiter:
 
         return await self._run("ratelimit_hit", consume)
 
+    async def admit(self, limit: str | RateLimitItem, *identifiers: str, cost: int = 1) -> float:
+        """`hit` for a check made on every request: 0.0 when allowed, else the seconds to wait. The window's
+        statistics are read only for a refusal, so an allowed hit is one round trip to Redis instead of two."""
+        item = _parse(limit) if isinstance(limit, str) else limit
+
+        async def consume(strategy: Strategy) -> float:
+            if await strategy.hit(item, *identifiers, cost=cost):
+                return 0.0
+            return _result(False, await strategy.get_window_stats(item, *identifiers)).retry_after_seconds
+
+        return await self._run("ratelimit_hit", consume)
+
     async def test(self, limit: str | RateLimitItem, *identifiers: str, cost: int = 1) -> RateLimitResult:
         """Whether `cost` more units would be allowed, consuming nothing."""
         item = _parse(limit) if isinstance(limit, str) else limit

@@ -73,6 +73,31 @@ async def test_two_processes_share_one_limit_through_redis(
         await other.close()
 
 
+async def _scripts_run(client: aioredis.Redis) -> int:
+    # The moving window is a Lua script in Redis: one EVALSHA is one round trip.
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_admit_answers_zero_in_one_round_trip_then_the_wait(
+    limiter: RateLimiter, redis_client: aioredis.Redis
+) -> None:
+    await limiter.admit(LIMIT, "client", "warm-up")  # loads the script
+    before = await _scripts_run(redis_client)
+    await limiter.hit(LIMIT, "client", "warm-up")
+    assert await _scripts_run(redis_client) - before == 2  # `hit` also reads the window's statistics
+
+    before = await _scripts_run(redis_client)
+    assert [await limiter.admit(LIMIT, "client", "10.0.0.7") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert await _scripts_run(redis_client) - before == 3
+
+    wait = await limiter.admit(LIMIT, "client", "10.0.0.7")
+    assert 0 < wait <= 2
+    assert not (await limiter.test(LIMIT, "client", "10.0.0.7")).allowed
+    await asyncio.sleep(wait + 0.05)
+    assert await limiter.admit(LIMIT, "client", "10.0.0.7") == 0.0
+
+
 async def test_test_does_not_consume_and_clear_resets(limiter: RateLimiter) -> None:
     item = parse("2/minute")
     assert (await limiter.test(item, "login:account", "alice")).allowed
