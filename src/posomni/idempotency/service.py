@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Update, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posomni.database import Database
 from posomni.idempotency.models import IdempotencyKey
+from posomni.kit.db import rowcount
 from posomni.kit.errors import Conflict, PosError, ValidationFailed
 from posomni.kit.time import utcnow
 
@@ -96,23 +97,23 @@ async def finish(database: Database, scope: str, key: str, status: int, body: di
 async def finish_in(session: AsyncSession, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
     """Store the response of a claimed key in the caller's transaction: written with the change it answers, a
     crash cannot leave the change made and the key still running. Only a key still running is touched."""
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key, IdempotencyKey.status == IN_PROGRESS)
-        .values(status=COMPLETED, response_status=status, response_body=body, completed_at=utcnow())
-    )
+    await session.execute(_answer_running(status, body).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key))
 
 
 async def settle_in_flight(session: AsyncSession, scope: str, status: int, body: dict[str, Any]) -> int:
     """Every key of `scope` still running gets this response (in the caller's transaction): for the recovery
     of work whose request died, so that the client's retry gets the answer instead of `idempotency_key_in_use`.
     Returns how many keys were settled."""
-    result = await session.execute(
+    return rowcount(await session.execute(_answer_running(status, body).where(IdempotencyKey.scope == scope)))
+
+
+def _answer_running(status: int, body: dict[str, Any]) -> Update:
+    """Running keys (narrow it with `.where`) completed with this response."""
+    return (
         update(IdempotencyKey)
-        .where(IdempotencyKey.scope == scope, IdempotencyKey.status == IN_PROGRESS)
+        .where(IdempotencyKey.status == IN_PROGRESS)
         .values(status=COMPLETED, response_status=status, response_body=body, completed_at=utcnow())
     )
-    return _rowcount(result)
 
 
 async def release_in_flight(session: AsyncSession, scope: str) -> int:
@@ -121,11 +122,7 @@ async def release_in_flight(session: AsyncSession, scope: str) -> int:
     result = await session.execute(
         delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.status == IN_PROGRESS)
     )
-    return _rowcount(result)
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)
 
 
 async def release(database: Database, scope: str, key: str) -> None:

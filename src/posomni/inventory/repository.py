@@ -8,21 +8,18 @@ All quantities are base units (bottles, cans), all costs integer cents.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, and_, delete, func, literal, select, true, union_all, update
+from sqlalchemy import and_, delete, func, literal, select, true, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from posomni.catalog.models import Product
 from posomni.inventory.models import StockLevel, StockMovement, StockReservation
+from posomni.kit.db import rowcount
 from posomni.kit.time import utcnow
 from posomni.stores.models import Store
-
-
-def _rowcount(result: object) -> int:
-    return cast(CursorResult[Any], result).rowcount
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -76,7 +73,7 @@ async def try_reserve(session: AsyncSession, store_id: int, product_id: int, uni
         .values(reserved=StockLevel.reserved + units, allow_negative=StockLevel.on_hand < 0, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def unreserve(session: AsyncSession, store_id: int, product_id: int, units: int) -> None:
@@ -100,7 +97,7 @@ async def take_reserved(session: AsyncSession, store_id: int, product_id: int, u
         .values(on_hand=StockLevel.on_hand - units, reserved=StockLevel.reserved - units, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def untake(session: AsyncSession, store_id: int, product_id: int, units: int) -> None:
@@ -146,7 +143,7 @@ async def remove_on_hand(session: AsyncSession, store_id: int, product_id: int, 
         .values(on_hand=StockLevel.on_hand - units, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def apply_count(session: AsyncSession, store_id: int, product_id: int, variance: int, *, allow: bool) -> bool:
@@ -162,7 +159,7 @@ async def apply_count(session: AsyncSession, store_id: int, product_id: int, var
             synchronize_session=False
         )
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 async def available(session: AsyncSession, store_id: int, product_ids: Sequence[int]) -> dict[int, int]:

@@ -1,11 +1,11 @@
-"""The ORM base, naming convention and column types shared by every domain's `models.py`."""
+"""The ORM base, naming convention and column types shared by every domain's `models.py`, and `rowcount`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import BigInteger, CursorResult, DateTime, Integer, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -62,3 +62,8 @@ class IdMixin:
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False)
+
+
+def rowcount(result: object) -> int:
+    """Rows matched by an UPDATE or DELETE run through `session.execute` (typed as a plain `Result` there)."""
+    return cast(CursorResult[Any], result).rowcount

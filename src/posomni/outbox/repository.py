@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, func, null, select, union_all, update
+from sqlalchemy import ColumnElement, func, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from posomni.kit.db import rowcount
 from posomni.outbox.models import OutboxMessage
 from posomni.stores.models import Store
 
@@ -118,7 +119,7 @@ async def finish(session: AsyncSession, claim: Claim, **values: Any) -> bool:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], result).rowcount == 1
+    return rowcount(result) == 1
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ async def requeue_dead(session: AsyncSession, *, now: datetime, ids: Sequence[in
     result = await session.execute(
         query.values(status=PENDING, attempts=0, next_attempt_at=now).execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], result).rowcount
+    return rowcount(result)
 
 
 async def requeue_delivered(
@@ -214,7 +215,7 @@ async def requeue_delivered(
             status=PENDING, attempts=0, next_attempt_at=now, delivered_at=None, last_error=None
         ).execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], result).rowcount
+    return rowcount(result)
 
 
 async def stores(session: AsyncSession) -> list[tuple[int, str, str]]:
