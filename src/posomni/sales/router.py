@@ -218,7 +218,7 @@ async def complete(
 
         async def respond(session: AsyncSession, done: Completed) -> None:
             # The answer is stored with the completion itself, in the same transaction.
-            answer.update(sale_view(done.sale, done.payments or []).model_dump(mode="json"))
+            answer.update(done.answer())
             if claim is not None:
                 await idempotency.finish_in(session, claim.scope, claim.key, 200, answer)
 

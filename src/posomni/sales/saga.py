@@ -98,6 +98,10 @@ class Completed:
     sale: Sale
     payments: list[Payment] | None
 
+    def answer(self) -> dict[str, Any]:
+        """The API's answer for the sale (`SaleOut` as JSON), built from the objects as written."""
+        return sale_view(self.sale, self.payments or []).model_dump(mode="json")
+
 
 @dataclass
 class _Run:
@@ -695,8 +699,7 @@ class _Interrupted(PosError):
 
 def _settle_keys(scope: str) -> Respond:
     async def settle(session: AsyncSession, done: Completed) -> None:
-        body = sale_view(done.sale, done.payments or []).model_dump(mode="json")
-        await idempotency.settle_in_flight(session, scope, 200, body)
+        await idempotency.settle_in_flight(session, scope, 200, done.answer())
 
     return settle
 
