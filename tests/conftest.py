@@ -168,6 +168,13 @@ async def drop_namespace(client: aioredis.Redis, namespace: str) -> None:
         await client.delete(*keys)
 
 
+async def command_calls(client: aioredis.Redis, command: str) -> int:
+    """How many times the Redis server has run `command` (lower case; a Lua script's EVALSHA counts once, the
+    commands inside it separately) since it started: compare two readings."""
+    stats = await client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
 @pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
     client = await connect_redis(decode_responses=True)

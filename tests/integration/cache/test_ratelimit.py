@@ -12,6 +12,7 @@ from limits import parse
 from posomni.cache.breaker import BreakerState
 from posomni.cache.ratelimit import RateLimiter
 from posomni.cache.service import CacheService
+from tests.conftest import command_calls
 from tests.integration.cache.conftest import MakeCache
 from tests.integration.cache.servers import Servers
 
@@ -73,23 +74,18 @@ async def test_two_processes_share_one_limit_through_redis(
         await other.close()
 
 
-async def _scripts_run(client: aioredis.Redis) -> int:
-    # The moving window is a Lua script in Redis: one EVALSHA is one round trip.
-    stats = await client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
-
-
 async def test_admit_answers_zero_in_one_round_trip_then_the_wait(
     limiter: RateLimiter, redis_client: aioredis.Redis
 ) -> None:
+    # The moving window is a Lua script in Redis: one EVALSHA is one round trip.
     await limiter.admit(LIMIT, "client", "warm-up")  # loads the script
-    before = await _scripts_run(redis_client)
+    before = await command_calls(redis_client, "evalsha")
     await limiter.hit(LIMIT, "client", "warm-up")
-    assert await _scripts_run(redis_client) - before == 2  # `hit` also reads the window's statistics
+    assert await command_calls(redis_client, "evalsha") - before == 2  # `hit` also reads the window's statistics
 
-    before = await _scripts_run(redis_client)
+    before = await command_calls(redis_client, "evalsha")
     assert [await limiter.admit(LIMIT, "client", "10.0.0.7") for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert await _scripts_run(redis_client) - before == 3
+    assert await command_calls(redis_client, "evalsha") - before == 3
 
     wait = await limiter.admit(LIMIT, "client", "10.0.0.7")
     assert 0 < wait <= 2

@@ -11,6 +11,7 @@ from prometheus_client.registry import REGISTRY, CollectorRegistry
 
 from posomni.cache.breaker import BreakerState
 from posomni.cache.service import CacheService
+from tests.conftest import command_calls
 from tests.integration.cache.conftest import MakeCache
 from tests.integration.cache.servers import Servers
 
@@ -46,22 +47,17 @@ async def test_incr_sets_the_ttl_once_when_the_counter_is_created(
     assert await redis_client.pttl(f"{namespace}:no-ttl") == -1
 
 
-async def _calls(client: aioredis.Redis, command: str) -> int:
-    stats = await client.info("commandstats")
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
-
-
 async def test_get_many_reads_several_keys_in_one_command_in_the_order_asked(
     shared_cache: CacheService, redis_client: aioredis.Redis
 ) -> None:
     await shared_cache.set("a", "1")
     await shared_cache.set("c", "3")
-    gets, mgets = await _calls(redis_client, "get"), await _calls(redis_client, "mget")
+    gets, mgets = await command_calls(redis_client, "get"), await command_calls(redis_client, "mget")
 
     assert await shared_cache.get_many("c", "b", "a") == ["3", None, "1"]
 
-    assert await _calls(redis_client, "mget") == mgets + 1
-    assert await _calls(redis_client, "get") == gets
+    assert await command_calls(redis_client, "mget") == mgets + 1
+    assert await command_calls(redis_client, "get") == gets
     report = await shared_cache.ping()
     assert (report["hits"], report["misses"]) == (2, 1)
 
